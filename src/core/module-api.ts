@@ -1,0 +1,201 @@
+// One ModuleApi per (host, module). Everything a module registers through it
+// is recorded, so unloading the module releases all of it (Prosody's
+// auto-unhook): hooks, timers, scheduled tasks, features, identities, filters.
+import type { Element } from "@xmpp/xml";
+import type { Handler } from "./events.js";
+import type { Identity, ModuleApi, ModuleDefinition, Timer } from "./module.js";
+import type { Host } from "./host.js";
+import type { Logger } from "./logger.js";
+import {
+  checkBoolean,
+  checkEnum,
+  checkList,
+  checkNumber,
+  checkPeriod,
+  checkString,
+  optionPath,
+} from "./options.js";
+import { checkCronExpression, DAILY, ScheduledJob } from "./scheduler.js";
+import type { StoreKind, StoreOf } from "../storage/types.js";
+import type { FilterDirection, Session, StanzaFilter } from "../xmpp/session.js";
+
+export class LoadedModule implements ModuleApi {
+  readonly log: Logger;
+  readonly hooks: [string, Handler][] = [];
+  readonly timers = new Set<NodeJS.Timeout>();
+  readonly jobs: ScheduledJob[] = [];
+  readonly features: string[] = [];
+  readonly identities: Identity[] = [];
+  readonly sessionFilters: [FilterDirection, StanzaFilter, number][] = [];
+  readonly sessionFilterSet: [Session, FilterDirection, StanzaFilter][] = [];
+  readonly unloaders: (() => void)[] = [];
+  /** Modules on this host that declared a dependency on this one. */
+  readonly dependents = new Set<string>();
+  unloaded = false;
+
+  constructor(
+    readonly def: ModuleDefinition,
+    readonly hostObject: Host,
+  ) {
+    this.log = hostObject.log.child({ mod: def.name });
+  }
+
+  get name(): string {
+    return this.def.name;
+  }
+  get host(): string {
+    return this.hostObject.name;
+  }
+  get clock() {
+    return this.hostObject.clock;
+  }
+
+  hook(event: string, handler: Handler, priority = 0): void {
+    this.hostObject.events.on(event, handler, priority, this.name);
+    this.hooks.push([event, handler]);
+  }
+
+  unhook(event: string, handler: Handler): void {
+    this.hostObject.events.off(event, handler);
+    const i = this.hooks.findIndex(([e, h]) => e === event && h === handler);
+    if (i >= 0) this.hooks.splice(i, 1);
+  }
+
+  fire(event: string, data?: unknown): unknown {
+    return this.hostObject.events.fire(event, data);
+  }
+
+  dependsOn(name: string): void {
+    this.hostObject.loadDependency(name, this.name);
+  }
+
+  // ---- options: host section, else global section, else default ------------------
+
+  getOption(name: string): unknown {
+    return this.hostObject.option(name);
+  }
+
+  private where(name: string): string {
+    return optionPath(name, this.hostObject.optionSource(name));
+  }
+
+  getOptionNumber(name: string, def?: number, range: { min?: number; max?: number; integer?: boolean } = {}): any {
+    const v = this.getOption(name);
+    return v === undefined ? def : checkNumber(v, this.where(name), this.name, range);
+  }
+  getOptionBoolean(name: string, def?: boolean): any {
+    const v = this.getOption(name);
+    return v === undefined ? def : checkBoolean(v, this.where(name), this.name);
+  }
+  getOptionString(name: string, def?: string): any {
+    const v = this.getOption(name);
+    return v === undefined ? def : checkString(v, this.where(name), this.name);
+  }
+  getOptionEnum<T extends string | boolean>(name: string, values: readonly T[], def: T): T {
+    const v = this.getOption(name);
+    return v === undefined ? def : checkEnum(v, values, this.where(name), this.name);
+  }
+  getOptionList(name: string, def: readonly string[] = []): string[] {
+    const v = this.getOption(name);
+    return v === undefined ? [...def] : checkList(v, this.where(name), this.name).slice();
+  }
+  getOptionPeriod(name: string, def?: number | string): any {
+    const v = this.getOption(name);
+    if (v !== undefined) return checkPeriod(v, this.where(name), this.name);
+    return def === undefined ? undefined : checkPeriod(def, `${name} (default)`, this.name);
+  }
+
+  openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K> {
+    return this.hostObject.openStore(name, kind);
+  }
+
+  addFeature(ns: string): void {
+    this.features.push(ns);
+    this.hostObject.disco.addFeature(ns);
+  }
+
+  addIdentity(category: string, type: string, name?: string): void {
+    const id: Identity = name === undefined ? { category, type } : { category, type, name };
+    this.identities.push(id);
+    this.hostObject.disco.addIdentity(id);
+  }
+
+  daily(name: string, fn: () => void | Promise<void>): void {
+    this.cron(name, DAILY, fn);
+  }
+
+  cron(name: string, expression: string, fn: () => void | Promise<void>): void {
+    checkCronExpression(expression, `module ${this.name}: task "${name}"`);
+    const job = new ScheduledJob(name, expression, this.name, fn, this.log);
+    this.jobs.push(job);
+    this.hostObject.scheduler.add(job);
+  }
+
+  addTimer(ms: number, fn: () => number | void): Timer {
+    let handle: NodeJS.Timeout;
+    const arm = (delay: number) => {
+      handle = setTimeout(() => {
+        this.timers.delete(handle);
+        let again: number | void;
+        try {
+          again = fn();
+        } catch (err) {
+          this.log.error({ err }, "error in timer");
+          return;
+        }
+        if (typeof again === "number" && again >= 0 && !this.unloaded) arm(again);
+      }, delay);
+      handle.unref?.();
+      this.timers.add(handle);
+    };
+    arm(ms);
+    return {
+      cancel: () => {
+        clearTimeout(handle);
+        this.timers.delete(handle);
+      },
+    };
+  }
+
+  addSessionFilter(direction: FilterDirection, fn: StanzaFilter, priority = 0): void {
+    this.sessionFilters.push([direction, fn, priority]);
+    for (const s of this.hostObject.allSessions()) this.addFilter(s, direction, fn, priority);
+  }
+
+  addFilter(session: Session, direction: FilterDirection, fn: StanzaFilter, priority = 0): void {
+    (direction === "stanzas/in" ? session.filters.in : session.filters.out).add(fn, priority);
+    this.sessionFilterSet.push([session, direction, fn]);
+  }
+
+  send(stanza: Element): void {
+    this.hostObject.server.routeFromHost(this.hostObject, stanza);
+  }
+
+  onUnload(fn: () => void): void {
+    this.unloaders.push(fn);
+  }
+
+  /** Releases everything this module registered. */
+  release(): void {
+    this.unloaded = true;
+    for (const fn of this.unloaders.reverse()) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err }, "error while unloading");
+      }
+    }
+    for (const [e, h] of this.hooks) this.hostObject.events.off(e, h);
+    this.hooks.length = 0;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const j of this.jobs) this.hostObject.scheduler.remove(j);
+    for (const f of this.features) this.hostObject.disco.removeFeature(f);
+    for (const i of this.identities) this.hostObject.disco.removeIdentity(i);
+    for (const [s, dir, fn] of this.sessionFilterSet) {
+      (dir === "stanzas/in" ? s.filters.in : s.filters.out).remove(fn);
+    }
+    this.sessionFilterSet.length = 0;
+    this.sessionFilters.length = 0;
+  }
+}

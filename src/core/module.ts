@@ -1,0 +1,93 @@
+// Module definitions and the API a module gets (Prosody's `module` object).
+import type { Element } from "@xmpp/xml";
+import type { OptionDecls } from "./options.js";
+import type { Logger } from "./logger.js";
+import type { Clock } from "./clock.js";
+import type { Handler } from "./events.js";
+import type { StoreKind, StoreOf } from "../storage/types.js";
+import type { FilterDirection, Session, StanzaFilter } from "../xmpp/session.js";
+import type { Host } from "./host.js";
+
+export interface ModuleDefinition {
+  /** The name used in `modules_enabled`: lower-case letters, digits and `_`. */
+  readonly name: string;
+  /** Options this module reads; checked at start-up against the config. */
+  readonly options?: OptionDecls;
+  /** Modules loaded before this one (the same as calling `dependsOn` first thing). */
+  readonly dependencies?: readonly string[];
+  /** Runs once per host. May return a function that runs at unload. */
+  load(module: ModuleApi): void | (() => void);
+}
+
+/** Declares a module: `defineModule("echo", (module) => { ... })`. */
+export function defineModule(
+  name: string,
+  load: ModuleDefinition["load"],
+  extra: Omit<ModuleDefinition, "name" | "load"> = {},
+): ModuleDefinition {
+  return { name, load, ...extra };
+}
+
+export interface Identity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+export interface Timer {
+  cancel(): void;
+}
+
+export interface ModuleApi {
+  readonly name: string;
+  /** The domain this instance serves. */
+  readonly host: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+
+  hook(event: string, handler: Handler, priority?: number): void;
+  unhook(event: string, handler: Handler): void;
+  /** Fires on this host; returns what the first handler returned (see EventBus). */
+  fire(event: string, data?: unknown): unknown;
+
+  /** Loads `name` on this host first (if not loaded) and records the dependency. */
+  dependsOn(name: string): void;
+
+  getOption(name: string): unknown;
+  getOptionNumber(name: string, def: number, range?: { min?: number; max?: number; integer?: boolean }): number;
+  getOptionNumber(name: string, def?: number, range?: { min?: number; max?: number; integer?: boolean }): number | undefined;
+  getOptionBoolean(name: string, def: boolean): boolean;
+  getOptionBoolean(name: string, def?: boolean): boolean | undefined;
+  getOptionString(name: string, def: string): string;
+  getOptionString(name: string, def?: string): string | undefined;
+  getOptionEnum<T extends string | boolean>(name: string, values: readonly T[], def: T): T;
+  getOptionList(name: string, def?: readonly string[]): string[];
+  /** Seconds (`Infinity` for "never"). */
+  getOptionPeriod(name: string, def: number | string): number;
+  getOptionPeriod(name: string, def?: number | string): number | undefined;
+
+  openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K>;
+
+  addFeature(ns: string): void;
+  addIdentity(category: string, type: string, name?: string): void;
+
+  /** A task at 04:00 every day (never overlapping with its own previous run). */
+  daily(name: string, fn: () => void | Promise<void>): void;
+  /** A task on a node-cron expression (six fields, seconds first, or the usual five). */
+  cron(name: string, expression: string, fn: () => void | Promise<void>): void;
+  /** Runs `fn` after `ms`; if it returns a number, runs again that many ms later. */
+  addTimer(ms: number, fn: () => number | void): Timer;
+
+  /** A filter on every session of this host, present and future. */
+  addSessionFilter(direction: FilterDirection, fn: StanzaFilter, priority?: number): void;
+  /** A filter on one session, removed when this module unloads. */
+  addFilter(session: Session, direction: FilterDirection, fn: StanzaFilter, priority?: number): void;
+
+  /** Routes a stanza from the server (its `from` should be this host or one of its JIDs). */
+  send(stanza: Element): void;
+
+  onUnload(fn: () => void): void;
+
+  /** The host object, for what the API above does not cover. */
+  readonly hostObject: Host;
+}

@@ -1,0 +1,101 @@
+// Typed module options with Prosody's precedence: the host's section, else the
+// global section, else the default. A value of the wrong type or range is a
+// ConfigError naming the key path, the module and what was expected.
+import { ConfigError } from "./errors.js";
+import { PERIOD_EXPECTED, parsePeriod } from "./period.js";
+
+export type OptionDecl =
+  | { type: "number"; default?: number; min?: number; max?: number; integer?: boolean; doc?: string }
+  | { type: "boolean"; default?: boolean; doc?: string }
+  | { type: "string"; default?: string; doc?: string }
+  | { type: "enum"; values: readonly (string | boolean)[]; default?: string | boolean; doc?: string }
+  | { type: "list"; default?: readonly string[]; doc?: string }
+  | { type: "period"; default?: number | string; doc?: string }
+  /** An option whose shape the module checks itself (e.g. an object). */
+  | { type: "any"; default?: unknown; doc?: string };
+
+export type OptionDecls = Readonly<Record<string, OptionDecl>>;
+
+/** Where an option value came from, for error messages: `smacks_max_queue_size` or `hosts["a.example"].x`. */
+export function optionPath(name: string, host: string | undefined): string {
+  return host === undefined ? name : `hosts[${JSON.stringify(host)}].${name}`;
+}
+
+export interface NumberRange {
+  min?: number;
+  max?: number;
+  integer?: boolean;
+}
+
+export function checkNumber(v: unknown, path: string, mod: string | undefined, r: NumberRange = {}): number {
+  const expected = describeRange(r);
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(path, expected, mod, v);
+  if (r.integer && !Number.isInteger(v)) throw new ConfigError(path, expected, mod, v);
+  if (r.min !== undefined && v < r.min) throw new ConfigError(path, expected, mod, v);
+  if (r.max !== undefined && v > r.max) throw new ConfigError(path, expected, mod, v);
+  return v;
+}
+
+function describeRange(r: NumberRange): string {
+  let s = r.integer ? "an integer" : "a number";
+  if (r.min !== undefined && r.max !== undefined) s += ` from ${r.min} to ${r.max}`;
+  else if (r.min !== undefined) s += ` >= ${r.min}`;
+  else if (r.max !== undefined) s += ` <= ${r.max}`;
+  return s;
+}
+
+export function checkBoolean(v: unknown, path: string, mod: string | undefined): boolean {
+  if (typeof v !== "boolean") throw new ConfigError(path, "true or false", mod, v);
+  return v;
+}
+
+export function checkString(v: unknown, path: string, mod: string | undefined): string {
+  if (typeof v !== "string") throw new ConfigError(path, "a string", mod, v);
+  return v;
+}
+
+export function checkEnum<T extends string | boolean>(
+  v: unknown,
+  values: readonly T[],
+  path: string,
+  mod: string | undefined,
+): T {
+  if (!values.includes(v as T)) {
+    throw new ConfigError(path, `one of ${values.map((x) => JSON.stringify(x)).join(", ")}`, mod, v);
+  }
+  return v as T;
+}
+
+export function checkList(v: unknown, path: string, mod: string | undefined): string[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+    throw new ConfigError(path, "a list of strings", mod, v);
+  }
+  return v as string[];
+}
+
+/** Seconds, or `Infinity` for "never". */
+export function checkPeriod(v: unknown, path: string, mod: string | undefined): number {
+  const p = parsePeriod(v);
+  if (p === undefined) throw new ConfigError(path, PERIOD_EXPECTED, mod, v);
+  return p;
+}
+
+/** Validates a value against its declaration (used at start-up for every declared option). */
+export function checkDeclared(decl: OptionDecl, v: unknown, path: string, mod: string | undefined): unknown {
+  switch (decl.type) {
+    case "number":
+      return checkNumber(v, path, mod, decl);
+    case "boolean":
+      return checkBoolean(v, path, mod);
+    case "string":
+      return checkString(v, path, mod);
+    case "enum":
+      return checkEnum(v, decl.values, path, mod);
+    case "list":
+      return checkList(v, path, mod);
+    case "period":
+      return checkPeriod(v, path, mod);
+    case "any":
+      return v;
+  }
+}

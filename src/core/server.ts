@@ -1,0 +1,180 @@
+// The server: config, storage, logger, scheduler, router, and one Host per
+// configured domain. `createServer` checks the whole config and loads every
+// module before returning; any problem is a HostError naming what is wrong.
+import type { Element } from "@xmpp/xml";
+import { type Clock, systemClock } from "./clock.js";
+import { type Config, CORE_KEYS, parseConfig } from "./config.js";
+import { ConfigError, HostError } from "./errors.js";
+import { Host } from "./host.js";
+import { createLogger, type Logger } from "./logger.js";
+import type { ModuleDefinition } from "./module.js";
+import { checkDeclared, optionPath } from "./options.js";
+import { Scheduler } from "./scheduler.js";
+import { builtinModules } from "../modules/index.js";
+import { openStorage } from "../storage/index.js";
+import type { StorageDriver } from "../storage/types.js";
+import { Router } from "../xmpp/router.js";
+
+export interface ServerOptions {
+  /** A parsed config, or a plain object in the JSON config's shape. */
+  config: Config | Record<string, unknown>;
+  /**
+   * Modules of the embedding application. They can be named in
+   * `modules_enabled`, and are loaded on every host unless a host lists them
+   * in `modules_disabled`.
+   */
+  modules?: readonly ModuleDefinition[];
+  clock?: Clock;
+  logger?: Logger;
+  /** An already open driver (the config's `storage` is then ignored). */
+  storage?: StorageDriver;
+  /** Start node-cron timers for scheduled tasks (default true; the test kit runs tasks on demand). */
+  timers?: boolean;
+}
+
+export class Server {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly storage: StorageDriver;
+  readonly scheduler: Scheduler;
+  readonly router: Router;
+  readonly hosts = new Map<string, Host>();
+  private readonly registry = new Map<string, ModuleDefinition>();
+  private readonly extra: readonly ModuleDefinition[];
+  private stopped = false;
+
+  constructor(opts: ServerOptions) {
+    this.config = isParsed(opts.config) ? opts.config : parseConfig(opts.config);
+    this.log = opts.logger ?? createLogger({ level: this.config.logLevel });
+    this.clock = opts.clock ?? systemClock;
+    this.scheduler = new Scheduler(opts.timers ?? true);
+    this.router = new Router(this);
+    for (const def of builtinModules) this.registry.set(def.name, def);
+    this.extra = opts.modules ?? [];
+    for (const def of this.extra) {
+      const known = this.registry.get(def.name);
+      if (known && known !== def) {
+        throw new HostError("MAMKIT_ERR_MODULE_LOAD", `two different modules are named ${JSON.stringify(def.name)}`);
+      }
+      this.registry.set(def.name, def);
+    }
+    this.checkOptions();
+    const plans = this.planHosts();
+    this.storage = opts.storage ?? openStorage(this.config.storage);
+    try {
+      for (const [domain, section, modules] of plans) {
+        const host = new Host(this, domain, section);
+        this.hosts.set(domain, host);
+        for (const m of modules) host.loadModule(m);
+      }
+    } catch (err) {
+      this.teardown();
+      throw err;
+    }
+    this.scheduler.start();
+    this.log.info({ hosts: [...this.hosts.keys()] }, "server started");
+  }
+
+  /** The definition of a built-in or registered module; an unknown name lists the known ones. */
+  moduleDefinition(name: string): ModuleDefinition {
+    const def = this.registry.get(name);
+    if (!def) {
+      throw new HostError(
+        "MAMKIT_ERR_MODULE_UNKNOWN",
+        `unknown module ${JSON.stringify(name)}; known modules: ${[...this.registry.keys()].sort().join(", ")}`,
+      );
+    }
+    return def;
+  }
+
+  get knownModules(): string[] {
+    return [...this.registry.keys()].sort();
+  }
+
+  host(name: string): Host {
+    const h = this.hosts.get(name);
+    if (!h) throw new HostError("MAMKIT_ERR_HOST_UNKNOWN", `no host ${JSON.stringify(name)} is configured`);
+    return h;
+  }
+
+  /** Routes a stanza sent by the server itself from `host`. */
+  routeFromHost(host: Host, stanza: Element): void {
+    this.router.fromHost(host, stanza);
+  }
+
+  /** Unloads every module, stops the scheduler and closes storage. */
+  stop(): void {
+    if (this.stopped) return;
+    this.teardown();
+    this.log.info("server stopped");
+  }
+
+  private teardown(): void {
+    this.stopped = true;
+    this.scheduler.stop();
+    for (const h of this.hosts.values()) {
+      for (const s of [...h.allSessions()]) s.close("system-shutdown");
+      h.unloadAll();
+    }
+    this.storage?.close();
+  }
+
+  /**
+   * Checks module options against the declarations of every known module, in
+   * the global section and in each host's; unknown keys are warnings.
+   */
+  private checkOptions(): void {
+    const declaredBy = new Map<string, ModuleDefinition>();
+    for (const def of this.registry.values()) {
+      for (const key of Object.keys(def.options ?? {})) declaredBy.set(key, def);
+    }
+    const sections: [string | undefined, Readonly<Record<string, unknown>>][] = [
+      [undefined, this.config.global],
+      ...[...this.config.hosts].map(([h, s]) => [h, s] as [string, Readonly<Record<string, unknown>>]),
+    ];
+    for (const [host, section] of sections) {
+      for (const [key, value] of Object.entries(section)) {
+        if (CORE_KEYS.has(key)) continue;
+        const def = declaredBy.get(key);
+        if (!def) {
+          this.log.warn({ key: optionPath(key, host) }, "unknown config key (no known module reads it)");
+          continue;
+        }
+        checkDeclared(def.options![key]!, value, optionPath(key, host), def.name);
+      }
+    }
+  }
+
+  /** Which modules each host loads: Prosody's formula (global ∪ host enabled, minus disabled). */
+  private planHosts(): [string, Readonly<Record<string, unknown>>, (string | ModuleDefinition)[]][] {
+    if (this.config.hosts.size === 0) throw new ConfigError("hosts", "at least one host, e.g. { \"localhost\": {} }");
+    const g = this.config.global;
+    const globalEnabled = (g.modules_enabled as string[] | undefined) ?? [];
+    const globalDisabled = new Set((g.modules_disabled as string[] | undefined) ?? []);
+    const plans: [string, Readonly<Record<string, unknown>>, (string | ModuleDefinition)[]][] = [];
+    for (const [domain, section] of this.config.hosts) {
+      const hostEnabled = (section.modules_enabled as string[] | undefined) ?? [];
+      const hostDisabled = new Set((section.modules_disabled as string[] | undefined) ?? []);
+      const names: string[] = [];
+      for (const n of globalEnabled) if (!globalDisabled.has(n) && !names.includes(n)) names.push(n);
+      for (const n of hostEnabled) if (!names.includes(n)) names.push(n);
+      const wanted: (string | ModuleDefinition)[] = names.filter((n) => !hostDisabled.has(n));
+      for (const n of wanted) this.moduleDefinition(n as string); // unknown names fail before anything loads
+      for (const def of this.extra) {
+        if (!names.includes(def.name) && !hostDisabled.has(def.name) && !globalDisabled.has(def.name)) wanted.push(def);
+      }
+      plans.push([domain, section, wanted]);
+    }
+    return plans;
+  }
+}
+
+function isParsed(c: Config | Record<string, unknown>): c is Config {
+  return c.hosts instanceof Map && typeof (c as Config).storage === "object" && "global" in c;
+}
+
+/** Creates a server from a config: checks it, opens storage, loads every module. */
+export function createServer(opts: ServerOptions): Server {
+  return new Server(opts);
+}

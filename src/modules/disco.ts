@@ -1,0 +1,38 @@
+// XEP-0030 Service Discovery for the server: identities and features that
+// modules register with addIdentity / addFeature. (Accounts' disco comes with
+// the roster and presence work.)
+import { defineModule } from "../core/module.js";
+import type { StanzaEvent } from "../xmpp/delivery.js";
+import { Element, iqResult, StanzaError } from "../xmpp/stanza.js";
+
+export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
+export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
+
+export default defineModule("disco", (module) => {
+  const host = module.hostObject;
+  module.addIdentity("server", "im", module.getOptionString("name", "mamkit"));
+  module.addFeature(NS_DISCO_INFO);
+  module.addFeature(NS_DISCO_ITEMS);
+
+  module.hook(`iq-get/host/${NS_DISCO_INFO}:query`, ({ origin, stanza }: StanzaEvent) => {
+    const query = stanza.getChild("query", NS_DISCO_INFO)!;
+    if (query.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
+    const out = new Element("query", { xmlns: NS_DISCO_INFO });
+    for (const id of host.disco.identities) {
+      out.c("identity", { category: id.category, type: id.type, name: id.name });
+    }
+    for (const f of host.disco.features) out.c("feature", { var: f });
+    module.fire("host-disco-info", { origin, stanza, reply: out });
+    origin?.send(iqResult(stanza, out));
+    return true;
+  });
+
+  module.hook(`iq-get/host/${NS_DISCO_ITEMS}:query`, ({ origin, stanza }: StanzaEvent) => {
+    const query = stanza.getChild("query", NS_DISCO_ITEMS)!;
+    if (query.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
+    const out = new Element("query", { xmlns: NS_DISCO_ITEMS });
+    module.fire("host-disco-items", { origin, stanza, reply: out });
+    origin?.send(iqResult(stanza, out));
+    return true;
+  });
+}, { options: { name: { type: "string", doc: "the server's name in its disco identity" } } });

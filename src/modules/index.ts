@@ -1,0 +1,6 @@
+// The modules mamkit ships, by name.
+import type { ModuleDefinition } from "../core/module.js";
+import disco from "./disco.js";
+import ping from "./ping.js";
+
+export const builtinModules: readonly ModuleDefinition[] = [disco, ping];

@@ -1,0 +1,224 @@
+// The in-memory driver: the test kit's default. It keeps the same rows and
+// positions the SQLite driver does, so both pass the same contract suite.
+import { randomUUID } from "node:crypto";
+import type { Element } from "@xmpp/xml";
+import { type Row, type RowBackend, RowKeyValueStore, RowMapStore } from "../rows.js";
+import {
+  type ArchiveAppend,
+  type ArchiveCaps,
+  type ArchiveDeleteQuery,
+  type ArchiveItem,
+  type ArchivePage,
+  type ArchiveQuery,
+  type ArchiveRef,
+  type ArchiveStore,
+  type ArchiveSummary,
+  type KeyValueStore,
+  type MapStore,
+  type StorageDriver,
+  StorageError,
+} from "../types.js";
+import { itemMatches, toSeconds } from "../filter.js";
+
+interface StoredItem {
+  id: string;
+  pos: number;
+  whenSec: number;
+  with: string;
+  stanza: Element;
+}
+
+interface UserArchive {
+  items: StoredItem[]; // ascending pos
+  byId: Map<string, StoredItem>;
+}
+
+const sep = "\u0000";
+
+class MemoryRows implements RowBackend {
+  // host \0 user \0 store -> key -> row
+  readonly tables = new Map<string, Map<string, Row>>();
+
+  rows(host: string, user: string, store: string): Row[] {
+    const t = this.tables.get(host + sep + user + sep + store);
+    return t ? [...t.values()].map((r) => ({ ...r })) : [];
+  }
+  row(host: string, user: string, store: string, key: string): Row | undefined {
+    const r = this.tables.get(host + sep + user + sep + store)?.get(key);
+    return r && { ...r };
+  }
+  deleteRows(host: string, user: string, store: string): void {
+    this.tables.delete(host + sep + user + sep + store);
+  }
+  deleteRow(host: string, user: string, store: string, key: string): void {
+    const k = host + sep + user + sep + store;
+    const t = this.tables.get(k);
+    if (t?.delete(key) && t.size === 0) this.tables.delete(k);
+  }
+  insertRow(host: string, user: string, store: string, key: string, type: string, value: string): void {
+    const k = host + sep + user + sep + store;
+    let t = this.tables.get(k);
+    if (!t) this.tables.set(k, (t = new Map()));
+    t.set(key, { key, type, value });
+  }
+  users(host: string, store: string): string[] {
+    const out: string[] = [];
+    for (const k of this.tables.keys()) {
+      const [h, u, s] = k.split(sep);
+      if (h === host && s === store && u !== "") out.push(u!);
+    }
+    return out;
+  }
+  transaction<T>(fn: () => T): T {
+    // Memory writes cannot fail half-way once their values are encoded.
+    return fn();
+  }
+}
+
+class MemoryArchive implements ArchiveStore {
+  readonly caps: ArchiveCaps = { total: true, wildcardDelete: true, ids: true };
+  private readonly users_ = new Map<string, UserArchive>();
+
+  constructor(private readonly driver: MemoryDriver) {}
+
+  append(user: string, item: ArchiveAppend): ArchiveRef {
+    let a = this.users_.get(user);
+    if (!a) this.users_.set(user, (a = { items: [], byId: new Map() }));
+    const id = item.id ?? randomUUID();
+    if (item.id !== undefined && a.byId.has(id)) this.delete(user, { ids: [id] });
+    const stored: StoredItem = {
+      id,
+      pos: this.driver.nextPos(),
+      whenSec: toSeconds(item.when),
+      with: item.with,
+      stanza: item.stanza.clone(),
+    };
+    a.items.push(stored);
+    a.byId.set(id, stored);
+    return { id, pos: stored.pos, when: stored.whenSec * 1000 };
+  }
+
+  find(user: string, q: ArchiveQuery = {}): ArchivePage {
+    const a = this.users_.get(user);
+    let lo = q.afterPos ?? Number.NEGATIVE_INFINITY;
+    let hi = q.beforePos ?? Number.POSITIVE_INFINITY;
+    if (q.after !== undefined) lo = Math.max(lo, this.posOf(a, q.after));
+    if (q.before !== undefined) hi = Math.min(hi, this.posOf(a, q.before));
+    const ids = q.ids ? new Set(q.ids) : undefined;
+    const page: ArchivePage = { items: [] };
+    if (!a) {
+      if (q.total) page.total = 0;
+      return page;
+    }
+    const limit = q.limit ?? Number.POSITIVE_INFINITY;
+    const list = a.items;
+    let total = 0;
+    const n = list.length;
+    for (let i = 0; i < n; i++) {
+      const it = list[q.reverse ? n - 1 - i : i]!;
+      if (!itemMatches(it.whenSec, it.with, it.id, q, ids)) continue;
+      total++;
+      if (it.pos > lo && it.pos < hi && page.items.length < limit) page.items.push(toItem(it));
+      else if (!q.total && page.items.length >= limit) break;
+    }
+    if (q.total) page.total = total;
+    return page;
+  }
+
+  get(user: string, id: string): ArchiveItem | undefined {
+    const it = this.users_.get(user)?.byId.get(id);
+    return it && toItem(it);
+  }
+
+  delete(user: string | null, q: ArchiveDeleteQuery = {}): number {
+    const owners = user === null ? [...this.users_.keys()] : [user];
+    const ids = q.ids ? new Set(q.ids) : undefined;
+    let left = q.limit ?? Number.POSITIVE_INFINITY;
+    let count = 0;
+    for (const owner of owners) {
+      const a = this.users_.get(owner);
+      if (!a) continue;
+      const keep: StoredItem[] = [];
+      for (const it of a.items) {
+        if (
+          left > 0 &&
+          itemMatches(it.whenSec, it.with, it.id, q, ids) &&
+          (q.fromPos === undefined || it.pos >= q.fromPos) &&
+          (q.toPos === undefined || it.pos <= q.toPos)
+        ) {
+          a.byId.delete(it.id);
+          left--;
+          count++;
+        } else keep.push(it);
+      }
+      if (keep.length === 0) this.users_.delete(owner);
+      else a.items = keep;
+    }
+    return count;
+  }
+
+  summary(user: string): ArchiveSummary {
+    const items = this.users_.get(user)?.items ?? [];
+    const ref = (it: StoredItem | undefined) => it && { id: it.id, pos: it.pos, when: it.whenSec * 1000 };
+    const s: ArchiveSummary = { count: items.length };
+    const first = ref(items[0]);
+    const last = ref(items[items.length - 1]);
+    if (first) s.first = first;
+    if (last) s.last = last;
+    return s;
+  }
+
+  users(): string[] {
+    return [...this.users_.keys()];
+  }
+
+  private posOf(a: UserArchive | undefined, id: string): number {
+    const it = a?.byId.get(id);
+    if (!it) throw new StorageError("item-not-found", "no archive item with this id");
+    return it.pos;
+  }
+}
+
+function toItem(it: StoredItem): ArchiveItem {
+  return { id: it.id, pos: it.pos, when: it.whenSec * 1000, with: it.with, stanza: it.stanza.clone() };
+}
+
+export class MemoryDriver implements StorageDriver {
+  readonly name = "memory";
+  private readonly rows = new MemoryRows();
+  private readonly archives = new Map<string, MemoryArchive>();
+  private pos = 0;
+
+  nextPos(): number {
+    return ++this.pos;
+  }
+
+  keyval(host: string, store: string): KeyValueStore {
+    return new RowKeyValueStore(this.rows, host, store);
+  }
+
+  map(host: string, store: string): MapStore {
+    return new RowMapStore(this.rows, host, store);
+  }
+
+  archive(host: string, store: string): ArchiveStore {
+    const k = host + sep + store;
+    let a = this.archives.get(k);
+    if (!a) this.archives.set(k, (a = new MemoryArchive(this)));
+    return a;
+  }
+
+  transaction<T>(fn: () => T): T {
+    return fn();
+  }
+
+  deleteUser(host: string, user: string): void {
+    for (const k of [...this.rows.tables.keys()]) {
+      const [h, u] = k.split(sep);
+      if (h === host && u === user) this.rows.tables.delete(k);
+    }
+    for (const [k, a] of this.archives) if (k.startsWith(host + sep)) a.delete(user);
+  }
+
+  close(): void {}
+}

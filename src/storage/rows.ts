@@ -1,0 +1,139 @@
+// keyval and map stores over Prosody's `prosody` table rows (host, user,
+// store, key, type, value). Both drivers provide the rows; the table logic —
+// including Prosody's empty-key row for non-string keys — is written once here.
+import { decodeValue, encodeJson, encodeValue } from "./codec.js";
+import {
+  type KeyValueStore,
+  type KeyvalData,
+  type MapStore,
+  NON_STRING_KEYS,
+  StorageError,
+  type StoredValue,
+} from "./types.js";
+
+export interface Row {
+  key: string;
+  type: string;
+  value: string;
+}
+
+/** The row operations a driver provides. `user` is "" for host-wide data, as in Prosody. */
+export interface RowBackend {
+  rows(host: string, user: string, store: string): Row[];
+  row(host: string, user: string, store: string, key: string): Row | undefined;
+  deleteRows(host: string, user: string, store: string): void;
+  deleteRow(host: string, user: string, store: string, key: string): void;
+  insertRow(host: string, user: string, store: string, key: string, type: string, value: string): void;
+  users(host: string, store: string): string[];
+  transaction<T>(fn: () => T): T;
+}
+
+function decodeRows(rows: Row[]): KeyvalData | undefined {
+  if (rows.length === 0) return undefined;
+  const result: KeyvalData = {};
+  for (const row of rows) {
+    const v = decodeValue(row.type, row.value);
+    if (row.key !== "") {
+      result[row.key] = v;
+    } else if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+      // Prosody's row for keys that are not non-empty strings
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (k === "__hash" && Array.isArray(x)) {
+          const m = result[NON_STRING_KEYS] ?? new Map<unknown, unknown>();
+          for (let i = 0; i + 1 < x.length; i += 2) m.set(x[i], x[i + 1]);
+          result[NON_STRING_KEYS] = m;
+        } else {
+          result[k] = x;
+        }
+      }
+    }
+  }
+  return result;
+}
+
+function checkKey(key: string): void {
+  if (typeof key !== "string" || key === "") throw new StorageError("bad-value", "map keys are non-empty strings");
+}
+
+export class RowKeyValueStore implements KeyValueStore {
+  constructor(
+    private readonly b: RowBackend,
+    private readonly host: string,
+    private readonly store: string,
+  ) {}
+
+  get(user: string | undefined): KeyvalData | undefined {
+    return decodeRows(this.b.rows(this.host, user ?? "", this.store));
+  }
+
+  set(user: string | undefined, data: KeyvalData | undefined): void {
+    const u = user ?? "";
+    // encode everything first: a value that cannot be stored leaves the old data intact
+    const rows: [string, string, string][] = [];
+    if (data) {
+      const extra: Record<string, unknown> = {};
+      let hasExtra = false;
+      for (const [k, v] of Object.entries(data)) {
+        if (v === undefined) continue;
+        if (k === "") {
+          extra[k] = v;
+          hasExtra = true;
+        } else rows.push([k, ...encodeValue(v)]);
+      }
+      const m = data[NON_STRING_KEYS];
+      if (m && m.size > 0) {
+        extra.__hash = m;
+        hasExtra = true;
+      }
+      if (hasExtra) rows.push(["", "json", encodeJson(extra)]);
+    }
+    this.b.transaction(() => {
+      this.b.deleteRows(this.host, u, this.store);
+      for (const [k, t, v] of rows) this.b.insertRow(this.host, u, this.store, k, t, v);
+    });
+  }
+
+  users(): string[] {
+    return this.b.users(this.host, this.store);
+  }
+}
+
+export class RowMapStore implements MapStore {
+  constructor(
+    private readonly b: RowBackend,
+    private readonly host: string,
+    private readonly store: string,
+  ) {}
+
+  get(user: string | undefined, key: string): StoredValue | undefined {
+    checkKey(key);
+    const row = this.b.row(this.host, user ?? "", this.store, key);
+    return row === undefined ? undefined : decodeValue(row.type, row.value);
+  }
+
+  set(user: string | undefined, key: string, value: StoredValue | undefined): void {
+    this.setKeys(user, { [key]: value });
+  }
+
+  setKeys(user: string | undefined, data: Record<string, StoredValue | undefined>): void {
+    const u = user ?? "";
+    const entries = Object.entries(data).map(([k, v]) => {
+      checkKey(k);
+      return [k, v === undefined ? undefined : encodeValue(v)] as const;
+    });
+    this.b.transaction(() => {
+      for (const [k, enc] of entries) {
+        this.b.deleteRow(this.host, u, this.store, k);
+        if (enc) this.b.insertRow(this.host, u, this.store, k, enc[0], enc[1]);
+      }
+    });
+  }
+
+  getAll(user: string | undefined): KeyvalData | undefined {
+    return decodeRows(this.b.rows(this.host, user ?? "", this.store));
+  }
+
+  users(): string[] {
+    return this.b.users(this.host, this.store);
+  }
+}

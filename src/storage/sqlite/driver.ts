@@ -1,0 +1,350 @@
+// The SQLite driver (better-sqlite3): Prosody 0.12's SQL schema, exactly, so a
+// Prosody database opens in mamkit and the other way round. WAL journal,
+// statements prepared once and cached.
+import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { decodeValue, serializeXml } from "../codec.js";
+import { toSeconds } from "../filter.js";
+import { type Row, type RowBackend, RowKeyValueStore, RowMapStore } from "../rows.js";
+import {
+  type ArchiveAppend,
+  type ArchiveCaps,
+  type ArchiveDeleteQuery,
+  type ArchiveItem,
+  type ArchivePage,
+  type ArchiveQuery,
+  type ArchiveRef,
+  type ArchiveStore,
+  type ArchiveSummary,
+  type KeyValueStore,
+  type MapStore,
+  type StorageDriver,
+  StorageError,
+} from "../types.js";
+import { Element } from "@xmpp/xml";
+
+/** Prosody 0.12's DDL for SQLite, as Prosody itself issues it. */
+export const PROSODY_SCHEMA: readonly string[] = [
+  'CREATE TABLE "prosody" ("host" TEXT NOT NULL, "user" TEXT NOT NULL, "store" TEXT NOT NULL, "key" TEXT NOT NULL, "type" TEXT NOT NULL, "value" TEXT NOT NULL)',
+  'CREATE INDEX "prosody_index" ON "prosody" ("host", "user", "store", "key")',
+  'CREATE TABLE "prosodyarchive" ("sort_id" INTEGER PRIMARY KEY AUTOINCREMENT, "host" TEXT NOT NULL, "user" TEXT NOT NULL, "store" TEXT NOT NULL, "key" TEXT NOT NULL, "when" INTEGER NOT NULL, "with" TEXT NOT NULL, "type" TEXT NOT NULL, "value" TEXT NOT NULL)',
+  'CREATE UNIQUE INDEX "prosodyarchive_index" ON "prosodyarchive" ("host", "user", "store", "key")',
+  'CREATE INDEX "prosodyarchive_with_when" ON "prosodyarchive" ("host", "user", "store", "with", "when")',
+  'CREATE INDEX "prosodyarchive_when" ON "prosodyarchive" ("host", "user", "store", "when")',
+  'CREATE INDEX "prosodyarchive_sort" ON "prosodyarchive" ("host", "user", "store", "sort_id")',
+];
+
+export interface SqliteOptions {
+  /** Open an existing database without creating tables or writing. */
+  readonly?: boolean;
+}
+
+interface ArchiveRow {
+  sort_id: number;
+  key: string;
+  when: number;
+  with: string;
+  type: string;
+  value: string;
+}
+
+export class SqliteDriver implements StorageDriver, RowBackend {
+  readonly name = "sqlite";
+  readonly db: Database.Database;
+  private readonly cache = new Map<string, Database.Statement>();
+  private readonly tx: (fn: () => unknown) => unknown;
+
+  constructor(readonly path: string, opts: SqliteOptions = {}) {
+    try {
+      if (path !== ":memory:" && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
+      this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+      if (!opts.readonly) {
+        this.db.pragma("journal_mode = WAL");
+        this.db.pragma("synchronous = NORMAL");
+      }
+      this.db.pragma("busy_timeout = 5000");
+      if (!opts.readonly) this.createSchema();
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      throw new StorageError("backend", `cannot open SQLite database ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.tx = this.db.transaction((fn: () => unknown) => fn());
+  }
+
+  private createSchema(): void {
+    const have = new Set(
+      (this.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as { name: string }[]).map(
+        (r) => r.name,
+      ),
+    );
+    const missing = PROSODY_SCHEMA.filter((sql) => !have.has(/"([a-z_]+)"/.exec(sql)![1]!));
+    if (missing.length > 0) this.db.transaction(() => missing.forEach((sql) => this.db.exec(sql)))();
+  }
+
+  /** A prepared statement, cached by its SQL text. */
+  stmt(sql: string): Database.Statement {
+    let s = this.cache.get(sql);
+    if (s === undefined) {
+      s = this.db.prepare(sql);
+      this.cache.set(sql, s);
+    }
+    return s;
+  }
+
+  run<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      throw new StorageError("backend", `SQLite ${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.run("transaction", () => this.tx(fn) as T);
+  }
+
+  // ---- rows of the "prosody" table ------------------------------------------------
+
+  rows(host: string, user: string, store: string): Row[] {
+    return this.run("read", () =>
+      this.stmt('SELECT "key","type","value" FROM "prosody" WHERE "host"=? AND "user"=? AND "store"=?').all(
+        host,
+        user,
+        store,
+      ) as Row[],
+    );
+  }
+  row(host: string, user: string, store: string, key: string): Row | undefined {
+    return this.run("read", () =>
+      this.stmt(
+        'SELECT "key","type","value" FROM "prosody" WHERE "host"=? AND "user"=? AND "store"=? AND "key"=? LIMIT 1',
+      ).get(host, user, store, key) as Row | undefined,
+    );
+  }
+  deleteRows(host: string, user: string, store: string): void {
+    this.run("delete", () =>
+      this.stmt('DELETE FROM "prosody" WHERE "host"=? AND "user"=? AND "store"=?').run(host, user, store),
+    );
+  }
+  deleteRow(host: string, user: string, store: string, key: string): void {
+    this.run("delete", () =>
+      this.stmt('DELETE FROM "prosody" WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?').run(host, user, store, key),
+    );
+  }
+  insertRow(host: string, user: string, store: string, key: string, type: string, value: string): void {
+    this.run("insert", () =>
+      this.stmt('INSERT INTO "prosody" ("host","user","store","key","type","value") VALUES (?,?,?,?,?,?)').run(
+        host,
+        user,
+        store,
+        key,
+        type,
+        value,
+      ),
+    );
+  }
+  users(host: string, store: string): string[] {
+    return this.run("read", () =>
+      (
+        this.stmt('SELECT DISTINCT "user" FROM "prosody" WHERE "host"=? AND "store"=? AND "user"<>\'\'').all(
+          host,
+          store,
+        ) as { user: string }[]
+      ).map((r) => r.user),
+    );
+  }
+
+  keyval(host: string, store: string): KeyValueStore {
+    return new RowKeyValueStore(this, host, store);
+  }
+
+  map(host: string, store: string): MapStore {
+    return new RowMapStore(this, host, store);
+  }
+
+  archive(host: string, store: string): ArchiveStore {
+    return new SqliteArchive(this, host, store);
+  }
+
+  deleteUser(host: string, user: string): void {
+    this.transaction(() => {
+      this.stmt('DELETE FROM "prosody" WHERE "host"=? AND "user"=?').run(host, user);
+      this.stmt('DELETE FROM "prosodyarchive" WHERE "host"=? AND "user"=?').run(host, user);
+    });
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+const COLS = 'SELECT "sort_id","key","when","with","type","value" FROM "prosodyarchive"';
+
+class SqliteArchive implements ArchiveStore {
+  readonly caps: ArchiveCaps = { total: true, wildcardDelete: true, ids: true };
+
+  constructor(
+    private readonly d: SqliteDriver,
+    private readonly host: string,
+    private readonly store: string,
+  ) {}
+
+  append(user: string, item: ArchiveAppend): ArchiveRef {
+    const id = item.id ?? randomUUID();
+    const when = toSeconds(item.when);
+    const value = serializeXml(item.stanza);
+    const insert = () =>
+      this.d
+        .stmt(
+          'INSERT INTO "prosodyarchive" ("host","user","store","when","with","key","type","value") VALUES (?,?,?,?,?,?,\'xml\',?)',
+        )
+        .run(this.host, user, this.store, when, item.with, id, value);
+    const info =
+      item.id === undefined
+        ? this.d.run("append", insert)
+        : this.d.transaction(() => {
+            this.d
+              .stmt('DELETE FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?')
+              .run(this.host, user, this.store, id);
+            return insert();
+          });
+    return { id, pos: Number(info.lastInsertRowid), when: when * 1000 };
+  }
+
+  private where(user: string | null, q: ArchiveQuery & ArchiveDeleteQuery): [string, unknown[]] {
+    const parts = ['"host"=?', '"store"=?'];
+    const args: unknown[] = [this.host, this.store];
+    if (user !== null) {
+      parts.push('"user"=?');
+      args.push(user);
+    }
+    if (q.start !== undefined) {
+      parts.push('"when">=?');
+      args.push(q.start / 1000);
+    }
+    if (q.end !== undefined) {
+      parts.push('"when"<=?');
+      args.push(q.end / 1000);
+    }
+    if (q.with !== undefined) {
+      parts.push('"with"=?');
+      args.push(q.with);
+    }
+    if (q.ids !== undefined) {
+      parts.push('"key" IN (SELECT value FROM json_each(?))');
+      args.push(JSON.stringify(q.ids));
+    }
+    return [parts.join(" AND "), args];
+  }
+
+  private posOf(user: string, id: string): number {
+    const row = this.d
+      .stmt('SELECT "sort_id" FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?')
+      .get(this.host, user, this.store, id) as { sort_id: number } | undefined;
+    if (!row) throw new StorageError("item-not-found", "no archive item with this id");
+    return row.sort_id;
+  }
+
+  find(user: string, q: ArchiveQuery = {}): ArchivePage {
+    return this.d.run("query", () => {
+      const [where, args] = this.where(user, q);
+      const page: ArchivePage = { items: [] };
+      if (q.total) {
+        page.total = (this.d.stmt(`SELECT COUNT(*) AS n FROM "prosodyarchive" WHERE ${where}`).get(...args) as {
+          n: number;
+        }).n;
+      }
+      let range = "";
+      const rargs = args.slice();
+      const lo = q.after !== undefined ? this.posOf(user, q.after) : undefined;
+      const hi = q.before !== undefined ? this.posOf(user, q.before) : undefined;
+      for (const [op, v] of [
+        [">", lo],
+        [">", q.afterPos],
+        ["<", hi],
+        ["<", q.beforePos],
+      ] as const) {
+        if (v === undefined) continue;
+        range += ` AND "sort_id"${op}?`;
+        rargs.push(v);
+      }
+      let sql = `${COLS} WHERE ${where}${range} ORDER BY "sort_id" ${q.reverse ? "DESC" : "ASC"}`;
+      if (q.limit !== undefined) {
+        sql += " LIMIT ?";
+        rargs.push(q.limit);
+      }
+      const rows = this.d.stmt(sql).all(...rargs) as ArchiveRow[];
+      page.items = rows.map(toItem);
+      return page;
+    });
+  }
+
+  get(user: string, id: string): ArchiveItem | undefined {
+    return this.d.run("query", () => {
+      const row = this.d
+        .stmt(`${COLS} WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?`)
+        .get(this.host, user, this.store, id) as ArchiveRow | undefined;
+      return row && toItem(row);
+    });
+  }
+
+  delete(user: string | null, q: ArchiveDeleteQuery = {}): number {
+    return this.d.run("delete", () => {
+      const [where, args] = this.where(user, q);
+      let sql = where;
+      if (q.fromPos !== undefined) {
+        sql += ' AND "sort_id">=?';
+        args.push(q.fromPos);
+      }
+      if (q.toPos !== undefined) {
+        sql += ' AND "sort_id"<=?';
+        args.push(q.toPos);
+      }
+      if (q.limit !== undefined) {
+        sql = `"sort_id" IN (SELECT "sort_id" FROM "prosodyarchive" WHERE ${sql} ORDER BY "sort_id" LIMIT ?)`;
+        args.push(q.limit);
+      }
+      return this.d.stmt(`DELETE FROM "prosodyarchive" WHERE ${sql}`).run(...args).changes;
+    });
+  }
+
+  summary(user: string): ArchiveSummary {
+    return this.d.run("query", () => {
+      const base = 'FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=?';
+      const args = [this.host, user, this.store];
+      const { n } = this.d.stmt(`SELECT COUNT(*) AS n ${base}`).get(...args) as { n: number };
+      const s: ArchiveSummary = { count: n };
+      if (n === 0) return s;
+      const ref = (r: { key: string; sort_id: number; when: number }) => ({
+        id: r.key,
+        pos: r.sort_id,
+        when: Math.round(r.when * 1000),
+      });
+      s.first = ref(this.d.stmt(`SELECT "key","sort_id","when" ${base} ORDER BY "sort_id" ASC LIMIT 1`).get(...args) as never);
+      s.last = ref(this.d.stmt(`SELECT "key","sort_id","when" ${base} ORDER BY "sort_id" DESC LIMIT 1`).get(...args) as never);
+      return s;
+    });
+  }
+
+  users(): string[] {
+    return this.d.run("query", () =>
+      (
+        this.d.stmt('SELECT DISTINCT "user" FROM "prosodyarchive" WHERE "host"=? AND "store"=?').all(
+          this.host,
+          this.store,
+        ) as { user: string }[]
+      ).map((r) => r.user),
+    );
+  }
+}
+
+function toItem(r: ArchiveRow): ArchiveItem {
+  const stanza = decodeValue(r.type, r.value);
+  if (!(stanza instanceof Element)) throw new StorageError("bad-value", "archive item is not a stanza");
+  return { id: r.key, pos: r.sort_id, when: Math.round(Number(r.when) * 1000), with: r.with, stanza };
+}

@@ -1,0 +1,204 @@
+// The public test kit (`mamkit/testing`): an in-memory server, fake client
+// sessions, a manual clock, captured logs and scheduled tasks on demand.
+// No sockets, no files.
+import type { Element } from "@xmpp/xml";
+import { ManualClock } from "../core/clock.js";
+import { parseConfig } from "../core/config.js";
+import type { Host } from "../core/host.js";
+import { createLogger, type LogLevel } from "../core/logger.js";
+import type { ModuleDefinition } from "../core/module.js";
+import { Server } from "../core/server.js";
+import { parseXml } from "../storage/codec.js";
+import { MemoryDriver } from "../storage/memory/driver.js";
+import { SqliteDriver } from "../storage/sqlite/driver.js";
+import type { StorageDriver } from "../storage/types.js";
+import type { Session } from "../xmpp/session.js";
+import { xml } from "../xmpp/stanza.js";
+
+export { ManualClock, xml };
+
+export interface TestServerOptions {
+  /** Config in the JSON file's shape. Defaults: one host "localhost", no modules. */
+  config?: Record<string, unknown>;
+  /** Modules of your own, loaded on every host. */
+  modules?: readonly ModuleDefinition[];
+  /** The host's clock; a ManualClock at 2026-01-01T00:00:00Z unless given. */
+  clock?: ManualClock;
+  /** "memory" (default), "sqlite" (an in-memory SQLite database), or a driver. */
+  storage?: "memory" | "sqlite" | StorageDriver;
+  /** Level of the captured log (default "debug"). */
+  logLevel?: LogLevel;
+}
+
+export interface LogRecord {
+  level: number;
+  msg?: string;
+  [key: string]: unknown;
+}
+
+export interface ConnectOptions {
+  /** Stable client id (as a SASL2 user-agent id would give). */
+  clientId?: string;
+  /**
+   * Send initial presence (default true, priority 0). A number sends that
+   * priority; false leaves the session unavailable.
+   */
+  presence?: boolean | number;
+  /** Enable XEP-0198 stream management (needs a module that handles it, e.g. smacks). */
+  streamManagement?: boolean;
+}
+
+/** Creates a server on the in-memory driver with a manual clock. */
+export function createTestServer(opts: TestServerOptions = {}): TestServer {
+  return new TestServer(opts);
+}
+
+export class TestServer {
+  readonly server: Server;
+  readonly clock: ManualClock;
+  /** Every log line, parsed (pino's numeric levels: 30 info, 40 warn, 50 error). */
+  readonly logs: LogRecord[] = [];
+  private readonly clients = new Set<FakeClient>();
+
+  constructor(opts: TestServerOptions = {}) {
+    this.clock = opts.clock ?? new ManualClock();
+    const config = parseConfig({ hosts: { localhost: {} }, ...opts.config, storage: "memory" });
+    const storage =
+      typeof opts.storage === "object"
+        ? opts.storage
+        : opts.storage === "sqlite"
+          ? new SqliteDriver(":memory:")
+          : new MemoryDriver();
+    const logger = createLogger({
+      level: opts.logLevel ?? "debug",
+      destination: { write: (line: string) => void this.logs.push(JSON.parse(line) as LogRecord) },
+    });
+    this.server = new Server({
+      config,
+      modules: opts.modules ?? [],
+      clock: this.clock,
+      logger,
+      storage,
+      timers: false,
+    });
+  }
+
+  /** A host by name (the first configured one by default). */
+  host(name?: string): Host {
+    return name === undefined ? this.server.hosts.values().next().value! : this.server.host(name);
+  }
+
+  /** Connects a fake client as `user@host[/resource]`. */
+  connect(jid: string, opts: ConnectOptions = {}): FakeClient {
+    const at = jid.indexOf("@");
+    const slash = jid.indexOf("/", at);
+    const domain = jid.slice(at + 1, slash < 0 ? undefined : slash);
+    const host = this.server.host(domain);
+    const client = new FakeClient();
+    const sessionOpts: { username: string; resource?: string; clientId?: string } = { username: jid.slice(0, at) };
+    if (slash >= 0) sessionOpts.resource = jid.slice(slash + 1);
+    if (opts.clientId !== undefined) sessionOpts.clientId = opts.clientId;
+    client.session = host.openSession(client.sink, sessionOpts);
+    this.clients.add(client);
+    if (opts.streamManagement) {
+      const handled = host.server.router.fromSession(client.session, xml("enable", { xmlns: "urn:xmpp:sm:3", resume: "true" }));
+      if (!handled) throw new Error("streamManagement: no module handles <enable xmlns='urn:xmpp:sm:3'/> (load smacks)");
+    }
+    if (opts.presence !== false) {
+      const p = xml("presence");
+      if (typeof opts.presence === "number") p.c("priority").t(String(opts.presence));
+      client.send(p);
+    }
+    return client;
+  }
+
+  /** Runs scheduled tasks now (those named `name`, or all); resolves with how many ran. */
+  runScheduled(name?: string): Promise<number> {
+    return this.server.scheduler.run(name);
+  }
+
+  /** Log records at or above a pino level (e.g. 50 for errors). */
+  logsAtLeast(level: number): LogRecord[] {
+    return this.logs.filter((r) => r.level >= level);
+  }
+
+  stop(): void {
+    for (const c of this.clients) c.close();
+    this.server.stop();
+  }
+}
+
+type Waiter = { pred: (s: Element) => boolean; resolve: (s: Element) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
+
+/** A client session without a socket: what the server sends lands in `queue`. */
+export class FakeClient {
+  session!: Session;
+  /** Stanzas received and not yet taken, oldest first. */
+  readonly queue: Element[] = [];
+  /** Every stanza ever received. */
+  readonly received: Element[] = [];
+  closeReason: string | undefined;
+  private waiters: Waiter[] = [];
+  private nextId = 0;
+
+  readonly sink = {
+    deliver: (stanza: Element) => {
+      this.received.push(stanza);
+      const i = this.waiters.findIndex((w) => w.pred(stanza));
+      if (i >= 0) {
+        const [w] = this.waiters.splice(i, 1);
+        clearTimeout(w!.timer);
+        w!.resolve(stanza);
+      } else this.queue.push(stanza);
+    },
+    close: (reason: string | undefined) => {
+      this.closeReason = reason;
+    },
+  };
+
+  get jid(): string {
+    return this.session.jid!.full;
+  }
+
+  /** Sends a stanza (an element or XML text) as this client. */
+  send(stanza: Element | string): void {
+    this.session.receive(typeof stanza === "string" ? parseXml(stanza) : stanza);
+  }
+
+  /** Sends an iq (an id is added if missing) and resolves with its result or error reply. */
+  request(iq: Element | string, timeoutMs = 2000): Promise<Element> {
+    const el = typeof iq === "string" ? parseXml(iq) : iq;
+    if (el.attrs.id === undefined) el.attrs.id = `test-${++this.nextId}`;
+    const id = el.attrs.id as string;
+    const reply = this.next((s) => s.name === "iq" && s.attrs.id === id && (s.attrs.type === "result" || s.attrs.type === "error"), timeoutMs);
+    this.send(el);
+    return reply;
+  }
+
+  /** The next stanza (matching `pred`): taken from the queue, or awaited. */
+  next(pred: (s: Element) => boolean = () => true, timeoutMs = 2000): Promise<Element> {
+    const i = this.queue.findIndex(pred);
+    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.timer !== timer);
+        reject(new Error(`${this.session.jid?.full}: no matching stanza within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push({ pred, resolve, reject, timer });
+    });
+  }
+
+  /** Takes every queued stanza. */
+  take(): Element[] {
+    return this.queue.splice(0);
+  }
+
+  close(reason?: string): void {
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new Error("client closed"));
+    }
+    this.waiters = [];
+    this.session?.close(reason);
+  }
+}

@@ -1,0 +1,127 @@
+// One object per client connection (or fake test client). Outbound:
+// send() → `stanzas/out` filters → sink. Inbound: receive() → `stanzas/in`
+// filters → router. Nothing here knows about sockets or modules.
+import { randomBytes } from "node:crypto";
+import type { Element } from "@xmpp/xml";
+import type { Logger } from "../core/logger.js";
+import type { Jid } from "./jid.js";
+
+/**
+ * A stanza filter: return the stanza (or a replacement) to pass it on, `null`
+ * to drop it. Returning `undefined` passes the stanza on unchanged.
+ */
+export type StanzaFilter = (stanza: Element, session: Session) => Element | null | undefined;
+export type FilterDirection = "stanzas/in" | "stanzas/out";
+
+interface FilterEntry {
+  fn: StanzaFilter;
+  priority: number;
+}
+
+export class FilterChain {
+  private list: FilterEntry[] = [];
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  /** Higher priority runs first; equal priorities in the order added. */
+  add(fn: StanzaFilter, priority = 0): void {
+    const next = this.list.slice();
+    let i = next.length;
+    while (i > 0 && next[i - 1]!.priority < priority) i--;
+    next.splice(i, 0, { fn, priority });
+    this.list = next;
+  }
+
+  remove(fn: StanzaFilter): boolean {
+    const i = this.list.findIndex((e) => e.fn === fn);
+    if (i < 0) return false;
+    this.list = this.list.filter((_, j) => j !== i);
+    return true;
+  }
+
+  run(stanza: Element, session: Session): Element | null {
+    const list = this.list;
+    let s = stanza;
+    for (let i = 0; i < list.length; i++) {
+      const out = list[i]!.fn(s, session);
+      if (out === null) return null;
+      if (out !== undefined) s = out;
+    }
+    return s;
+  }
+}
+
+/** Where a session's outgoing stanzas end up: a transport, or a fake client's inbox. */
+export interface SessionSink {
+  deliver(stanza: Element, session: Session): void;
+  /** Ends the connection (the session is already marked closed). */
+  close?(reason: string | undefined, session: Session): void;
+}
+
+/** What a session needs from its host (kept narrow so sessions do not import the host). */
+export interface SessionOwner {
+  readonly name: string;
+  receiveFrom(session: Session, stanza: Element): void;
+  detach(session: Session, reason: string | undefined): void;
+}
+
+export class Session {
+  readonly id: string;
+  /** Full JID once bound. */
+  jid: Jid | undefined;
+  /** Stable client identity (SASL2 user-agent id); `undefined` for legacy clients. */
+  clientId: string | undefined;
+  /** Sent available presence (and not unavailable since). */
+  available = false;
+  priority = 0;
+  closed = false;
+  readonly filters = { in: new FilterChain(), out: new FilterChain() };
+  /** Per-session state of modules, by module name. */
+  readonly data = new Map<string, unknown>();
+  readonly log: Logger;
+
+  constructor(
+    readonly host: SessionOwner,
+    private readonly sink: SessionSink,
+    log: Logger,
+    opts: { clientId?: string } = {},
+  ) {
+    this.id = randomBytes(6).toString("base64url");
+    this.clientId = opts.clientId;
+    this.log = log.child({ sid: this.id });
+  }
+
+  get username(): string | undefined {
+    return this.jid?.local;
+  }
+
+  get resource(): string | undefined {
+    return this.jid?.resource;
+  }
+
+  /** Sends a stanza to the client through the `stanzas/out` filters. Returns false if dropped. */
+  send(stanza: Element): boolean {
+    if (this.closed) return false;
+    const out = this.filters.out.size === 0 ? stanza : this.filters.out.run(stanza, this);
+    if (out === null) return false;
+    this.sink.deliver(out, this);
+    return true;
+  }
+
+  /** A stanza from the client: `stanzas/in` filters, then the router. */
+  receive(stanza: Element): void {
+    if (this.closed) return;
+    const s = this.filters.in.size === 0 ? stanza : this.filters.in.run(stanza, this);
+    if (s === null) return;
+    this.host.receiveFrom(this, s);
+  }
+
+  close(reason?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.host.detach(this, reason);
+    this.sink.close?.(reason, this);
+  }
+}
