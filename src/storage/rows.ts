@@ -82,7 +82,7 @@ export class RowKeyValueStore implements KeyValueStore {
       }
       const m = data[NON_STRING_KEYS];
       if (m && m.size > 0) {
-        extra.__hash = m;
+        extra.__hash = [...m].flat(1);
         hasExtra = true;
       }
       if (hasExtra) rows.push(["", "json", encodeJson(extra)]);

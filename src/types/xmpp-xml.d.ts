@@ -32,7 +32,6 @@ declare module "@xmpp/xml" {
     up(): Element;
     root(): Element;
     remove(el: Element | string, xmlns?: string): this;
-    clone(): Element;
     toString(): string;
     write(writer: (s: string) => void): void;
   }

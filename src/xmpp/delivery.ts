@@ -11,7 +11,7 @@
 // unhandled, chat/normal are bounced with service-unavailable.
 import type { Element } from "@xmpp/xml";
 import type { Host } from "../core/host.js";
-import { copyMeta, errorReply } from "./stanza.js";
+import { cloneStanza, copyMeta, errorReply } from "./stanza.js";
 import type { Session } from "./session.js";
 
 export interface StanzaEvent {
@@ -147,7 +147,7 @@ function sendToAll(sessions: Iterable<Session>, stanza: Element, pick: (s: Sessi
     if (!pick(s)) continue;
     if (n === 0) s.send(stanza);
     else {
-      const copy = stanza.clone();
+      const copy = cloneStanza(stanza);
       copyMeta(stanza, copy);
       s.send(copy);
     }

@@ -171,3 +171,19 @@ export function copyMeta(from: Element, to: Element): void {
   const m = (from as WithMeta)[META];
   if (m !== undefined) (to as WithMeta)[META] = new Map(m);
 }
+
+/** A deep copy of an element (meta is not copied; see copyMeta). */
+export function cloneStanza(el: Element): Element {
+  const copy = new Element(el.name, { ...el.attrs });
+  const children = el.children;
+  for (let i = 0; i < children.length; i++) {
+    const c = children[i]!;
+    if (typeof c === "string") copy.children.push(c);
+    else {
+      const cc = cloneStanza(c);
+      cc.parent = copy;
+      copy.children.push(cc);
+    }
+  }
+  return copy;
+}

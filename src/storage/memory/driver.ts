@@ -19,6 +19,7 @@ import {
   StorageError,
 } from "../types.js";
 import { itemMatches, toSeconds } from "../filter.js";
+import { cloneStanza } from "../../xmpp/stanza.js";
 
 interface StoredItem {
   id: string;
@@ -91,7 +92,7 @@ class MemoryArchive implements ArchiveStore {
       pos: this.driver.nextPos(),
       whenSec: toSeconds(item.when),
       with: item.with,
-      stanza: item.stanza.clone(),
+      stanza: cloneStanza(item.stanza),
     };
     a.items.push(stored);
     a.byId.set(id, stored);
@@ -180,7 +181,7 @@ class MemoryArchive implements ArchiveStore {
 }
 
 function toItem(it: StoredItem): ArchiveItem {
-  return { id: it.id, pos: it.pos, when: it.whenSec * 1000, with: it.with, stanza: it.stanza.clone() };
+  return { id: it.id, pos: it.pos, when: it.whenSec * 1000, with: it.with, stanza: cloneStanza(it.stanza) };
 }
 
 export class MemoryDriver implements StorageDriver {
