@@ -106,14 +106,14 @@ export class Host implements SessionOwner {
   /** Loads a module (by name, or a definition from the embedding application). */
   loadModule(mod: string | ModuleDefinition): LoadedModule {
     const def = typeof mod === "string" ? this.server.moduleDefinition(mod) : mod;
-    const existing = this.modules.get(def.name);
-    if (existing) return existing;
     if (this.loading.includes(def.name)) {
       throw new HostError(
         "MAMKIT_ERR_MODULE_CYCLE",
         `modules depend on each other in a circle: ${[...this.loading, def.name].join(" → ")}`,
       );
     }
+    const existing = this.modules.get(def.name);
+    if (existing) return existing;
     this.loading.push(def.name);
     const m = new LoadedModule(def, this);
     try {
