@@ -12,7 +12,11 @@ const DRIVERS = ["memory", "sqlite"] as const;
 const storageSchema = z.union([
   z.enum(DRIVERS),
   z.strictObject({ driver: z.literal("memory") }),
-  z.strictObject({ driver: z.literal("sqlite"), database: z.string().min(1).optional() }),
+  z.strictObject({
+    driver: z.literal("sqlite"),
+    database: z.string().min(1).optional(),
+    synchronous: z.enum(["full", "normal"]).optional(),
+  }),
 ]);
 
 const moduleList = z.array(z.string().regex(/^[a-z0-9_]+$/, "a module name (lower-case letters, digits, _)"));
@@ -35,7 +39,9 @@ export const GLOBAL_ONLY_KEYS = new Set(["log", "storage", "hosts"]);
 /** Keys the core itself reads. */
 export const CORE_KEYS = new Set([...GLOBAL_ONLY_KEYS, ...Object.keys(sharedKeys)]);
 
-export type StorageConfig = { driver: "memory" } | { driver: "sqlite"; database: string };
+export type StorageConfig =
+  | { driver: "memory" }
+  | { driver: "sqlite"; database: string; synchronous: "full" | "normal" };
 
 export interface Config {
   /** The global section, as written (module options included). */
@@ -83,7 +89,11 @@ export function parseConfig(input: unknown): Config {
   const storage: StorageConfig =
     s === "memory" || (typeof s === "object" && s.driver === "memory")
       ? { driver: "memory" }
-      : { driver: "sqlite", database: (typeof s === "object" && s.driver === "sqlite" && s.database) || DEFAULT_SQLITE_DATABASE };
+      : {
+          driver: "sqlite",
+          database: (typeof s === "object" && s.driver === "sqlite" && s.database) || DEFAULT_SQLITE_DATABASE,
+          synchronous: (typeof s === "object" && s.driver === "sqlite" && s.synchronous) || "full",
+        };
   return { global: raw, hosts, storage, logLevel: result.data.log?.level ?? "info" };
 }
 
@@ -135,7 +145,7 @@ function zodExpected(issue: z.core.$ZodIssue): string {
     case "unrecognized_keys":
       return `no key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
     case "invalid_union":
-      return 'one of "memory", "sqlite", { "driver": "memory" } or { "driver": "sqlite", "database": "<file>" }';
+      return 'one of "memory", "sqlite", { "driver": "memory" } or { "driver": "sqlite", "database": "<file>", "synchronous": "full" | "normal" }';
     default:
       return issue.message;
   }

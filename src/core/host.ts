@@ -200,7 +200,10 @@ export class Host implements SessionOwner {
     session.jid = full;
     const local = full.local!;
     let map = this.userSessions.get(local);
-    if (!map) this.userSessions.set(local, (map = new Map()));
+    if (!map) {
+      map = new Map();
+      this.userSessions.set(local, map);
+    }
     map.set(full.resource!, session);
     this.fullSessions.set(full.full, session);
     for (const m of this.modules.values()) {

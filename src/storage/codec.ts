@@ -75,7 +75,7 @@ const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;"
 const ESCAPE_RE = /[&<>'"]/g;
 const NEEDS_ESCAPE = /[&<>'"]/;
 
-function escape(s: string): string {
+function escapeXml(s: string): string {
   return NEEDS_ESCAPE.test(s) ? s.replace(ESCAPE_RE, (c) => ESCAPES[c]!) : s;
 }
 
@@ -87,7 +87,7 @@ export function serializeXml(el: Element): string {
     for (const k in attrs) {
       const v = attrs[k];
       if (v === undefined || v === null) continue;
-      out += ` ${k}='${escape(String(v))}'`;
+      out += ` ${k}='${escapeXml(String(v))}'`;
     }
     const children = e.children;
     if (children.length === 0) {
@@ -97,7 +97,7 @@ export function serializeXml(el: Element): string {
     out += ">";
     for (let i = 0; i < children.length; i++) {
       const c = children[i]!;
-      if (typeof c === "string") out += escape(c);
+      if (typeof c === "string") out += escapeXml(c);
       else write(c);
     }
     out += `</${e.name}>`;

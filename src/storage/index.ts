@@ -5,7 +5,7 @@ import { SqliteDriver } from "./sqlite/driver.js";
 import type { StorageDriver } from "./types.js";
 
 export function openStorage(config: StorageConfig): StorageDriver {
-  return config.driver === "memory" ? new MemoryDriver() : new SqliteDriver(config.database);
+  return config.driver === "memory" ? new MemoryDriver() : new SqliteDriver(config.database, { synchronous: config.synchronous });
 }
 
 export { MemoryDriver, SqliteDriver };

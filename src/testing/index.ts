@@ -14,6 +14,7 @@ import { SqliteDriver } from "../storage/sqlite/driver.js";
 import type { StorageDriver } from "../storage/types.js";
 import type { Session } from "../xmpp/session.js";
 import { xml } from "../xmpp/stanza.js";
+import { parseJid } from "../xmpp/jid.js";
 
 export { ManualClock, xml };
 
@@ -90,13 +91,12 @@ export class TestServer {
 
   /** Connects a fake client as `user@host[/resource]`. */
   connect(jid: string, opts: ConnectOptions = {}): FakeClient {
-    const at = jid.indexOf("@");
-    const slash = jid.indexOf("/", at);
-    const domain = jid.slice(at + 1, slash < 0 ? undefined : slash);
-    const host = this.server.host(domain);
+    const j = parseJid(jid);
+    if (j.local === undefined) throw new Error(`connect: ${jid} is not user@host[/resource]`);
+    const host = this.server.host(j.domain);
     const client = new FakeClient();
-    const sessionOpts: { username: string; resource?: string; clientId?: string } = { username: jid.slice(0, at) };
-    if (slash >= 0) sessionOpts.resource = jid.slice(slash + 1);
+    const sessionOpts: { username: string; resource?: string; clientId?: string } = { username: j.local };
+    if (j.resource !== undefined) sessionOpts.resource = j.resource;
     if (opts.clientId !== undefined) sessionOpts.clientId = opts.clientId;
     client.session = host.openSession(client.sink, sessionOpts);
     this.clients.add(client);

@@ -125,7 +125,10 @@ export class Router {
     const data: StanzaEvent = { origin, stanza, to_self: toSelf };
     if (preevents) {
       const r = originHost.events.fire(names.pre[toType], data);
-      if (r !== undefined) return this.settle(originHost, origin, stanza, r);
+      if (r !== undefined) {
+        this.settle(originHost, origin, stanza, r);
+        return;
+      }
     }
     const target = this.server.hosts.get(domain);
     if (target === undefined) {
@@ -138,7 +141,10 @@ export class Router {
     }
     let r = target.events.fire(names.main[toType], data);
     if (r === undefined && toSelf) r = target.events.fire(names.self, data);
-    if (r !== undefined) return this.settle(target, origin, stanza, r);
+    if (r !== undefined) {
+      this.settle(target, origin, stanza, r);
+      return;
+    }
     // Nobody handled it (Prosody's handle_unhandled_stanza).
     const t = stanza.attrs.type;
     if (kind === "iq" && (t === "get" || t === "set")) {

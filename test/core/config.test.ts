@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_SQLITE_DATABASE, loadConfigFile, parseConfig } from "../../src/core/config.js";
-import { ConfigError, HostError } from "../../src/core/errors.js";
+import { ConfigError, type HostError } from "../../src/core/errors.js";
 import { createServer } from "../../src/core/server.js";
 import { captureLog } from "../helpers/log.js";
 
@@ -27,7 +27,7 @@ describe("parseConfig", () => {
   it("accepts a minimal config and fills defaults", () => {
     const c = parseConfig({ hosts: { "Example.ORG": {} } });
     expect([...c.hosts.keys()]).toEqual(["example.org"]);
-    expect(c.storage).toEqual({ driver: "sqlite", database: DEFAULT_SQLITE_DATABASE });
+    expect(c.storage).toEqual({ driver: "sqlite", database: DEFAULT_SQLITE_DATABASE, synchronous: "full" });
     expect(c.logLevel).toBe("info");
   });
 
@@ -36,6 +36,10 @@ describe("parseConfig", () => {
     expect(parseConfig({ storage: { driver: "sqlite", database: "x.db" }, hosts: {} }).storage).toEqual({
       driver: "sqlite",
       database: "x.db",
+      synchronous: "full",
+    });
+    expect(parseConfig({ storage: { driver: "sqlite", synchronous: "normal" }, hosts: {} }).storage).toMatchObject({
+      synchronous: "normal",
     });
   });
 

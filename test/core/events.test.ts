@@ -67,9 +67,10 @@ describe("EventBus", () => {
   it("logs a throwing handler with the event and module, stops the event and goes on afterwards", () => {
     const { bus: b, lines } = bus();
     let after = 0;
-    b.on("e", () => {
+    const thrower = () => {
       throw new Error("boom");
-    }, 1, "mymod");
+    };
+    b.on("e", thrower, 1, "mymod");
     b.on("e", () => {
       after++;
       return true;
@@ -80,12 +81,11 @@ describe("EventBus", () => {
     expect(after).toBe(0);
     const err = lines.find((l) => l.level === 50);
     expect(err).toMatchObject({ event: "e", module: "mymod", msg: "error in event handler" });
-    expect(err!.err.message).toBe("boom");
-    // the bus still works
-    b.off("e", b as never);
-    const { bus: b2 } = bus();
-    b2.on("e", () => 1);
-    expect(b2.fire("e")).toBe(1);
+    expect(err?.err?.message).toBe("boom");
+    // the bus goes on working
+    b.off("e", thrower);
+    expect(b.fire("e")).toBe(true);
+    expect(after).toBe(1);
   });
 
   it("logs a rejected promise of an async handler", async () => {
@@ -97,7 +97,7 @@ describe("EventBus", () => {
     expect(r).toBeInstanceOf(Promise);
     await (r as Promise<unknown>).catch(() => {});
     await new Promise((res) => setImmediate(res));
-    expect(lines.some((l) => l.level === 50 && l.module === "asyncmod" && l.err.message === "late")).toBe(true);
+    expect(lines.some((l) => l.level === 50 && l.module === "asyncmod" && l.err?.message === "late")).toBe(true);
   });
 
   it("rejects a non-function handler and a non-numeric priority", () => {

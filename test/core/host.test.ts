@@ -304,7 +304,7 @@ describe("module API", () => {
       ],
     });
     await t.runScheduled("explode");
-    expect(t.logs.some((l) => l.level === 50 && l.task === "explode" && l.err.message === "task broke")).toBe(true);
+    expect(t.logs.some((l) => l.level === 50 && l.task === "explode" && (l.err as Error).message === "task broke")).toBe(true);
     expect(await t.runScheduled("explode")).toBe(1);
   });
 
@@ -320,7 +320,9 @@ describe("module API", () => {
 
   it("sends stanzas from the server", () => {
     let api!: ModuleApi;
-    t = createTestServer({ modules: [defineModule("sender", (m) => void (api = m))] });
+    t = createTestServer({ modules: [defineModule("sender", (m) => {
+      api = m;
+    })] });
     const bob = t.connect("bob@localhost/pc");
     api.send(xml("message", { to: "bob@localhost/pc", type: "headline" }, xml("body", {}, "notice")));
     const got = bob.take();

@@ -66,7 +66,10 @@ describe("router: event names", () => {
 
   it("fires stanza/<ns>:<name> for top-level elements that are not stanzas", () => {
     let got: StanzaEvent | undefined;
-    t = createTestServer({ modules: [defineModule("sm", (m) => m.hook("stanza/urn:xmpp:sm:3:r", (d: StanzaEvent) => ((got = d), true)))] });
+    t = createTestServer({ modules: [defineModule("sm", (m) => m.hook("stanza/urn:xmpp:sm:3:r", (d: StanzaEvent) => {
+      got = d;
+      return true;
+    }))] });
     const a = t.connect("a@localhost/1");
     a.send(xml("r", { xmlns: "urn:xmpp:sm:3" }));
     expect(got?.origin).toBe(a.session);

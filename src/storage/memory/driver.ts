@@ -59,7 +59,10 @@ class MemoryRows implements RowBackend {
   insertRow(host: string, user: string, store: string, key: string, type: string, value: string): void {
     const k = host + sep + user + sep + store;
     let t = this.tables.get(k);
-    if (!t) this.tables.set(k, (t = new Map()));
+    if (!t) {
+      t = new Map();
+      this.tables.set(k, t);
+    }
     t.set(key, { key, type, value });
   }
   users(host: string, store: string): string[] {
@@ -84,7 +87,10 @@ class MemoryArchive implements ArchiveStore {
 
   append(user: string, item: ArchiveAppend): ArchiveRef {
     let a = this.users_.get(user);
-    if (!a) this.users_.set(user, (a = { items: [], byId: new Map() }));
+    if (!a) {
+      a = { items: [], byId: new Map() };
+      this.users_.set(user, a);
+    }
     const id = item.id ?? randomUUID();
     if (item.id !== undefined && a.byId.has(id)) this.delete(user, { ids: [id] });
     const stored: StoredItem = {
@@ -205,7 +211,10 @@ export class MemoryDriver implements StorageDriver {
   archive(host: string, store: string): ArchiveStore {
     const k = host + sep + store;
     let a = this.archives.get(k);
-    if (!a) this.archives.set(k, (a = new MemoryArchive(this)));
+    if (!a) {
+      a = new MemoryArchive(this);
+      this.archives.set(k, a);
+    }
     return a;
   }
 

@@ -39,6 +39,12 @@ export const PROSODY_SCHEMA: readonly string[] = [
 export interface SqliteOptions {
   /** Open an existing database without creating tables or writing. */
   readonly?: boolean;
+  /**
+   * SQLite's `synchronous` setting. "full" (default) syncs every commit to disk,
+   * so an archived message survives a power cut; "normal" is faster in WAL mode
+   * but may lose the last commits (never the database) on power loss.
+   */
+  synchronous?: "full" | "normal";
 }
 
 interface ArchiveRow {
@@ -62,7 +68,7 @@ export class SqliteDriver implements StorageDriver, RowBackend {
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
       if (!opts.readonly) {
         this.db.pragma("journal_mode = WAL");
-        this.db.pragma("synchronous = NORMAL");
+        this.db.pragma(`synchronous = ${opts.synchronous ?? "full"}`);
       }
       this.db.pragma("busy_timeout = 5000");
       if (!opts.readonly) this.createSchema();
@@ -82,7 +88,11 @@ export class SqliteDriver implements StorageDriver, RowBackend {
       ),
     );
     const missing = PROSODY_SCHEMA.filter((sql) => !have.has(/"([a-z_]+)"/.exec(sql)![1]!));
-    if (missing.length > 0) this.db.transaction(() => missing.forEach((sql) => this.db.exec(sql)))();
+    if (missing.length > 0) {
+      this.db.transaction(() => {
+        for (const sql of missing) this.db.exec(sql);
+      })();
+    }
   }
 
   /** A prepared statement, cached by its SQL text. */

@@ -1,0 +1,88 @@
+// `npm run bench`: throughput of the in-process router and of archive appends
+// on both drivers. Prints numbers; nothing here asserts a time.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer } from "../src/core/server.js";
+import { createLogger } from "../src/core/logger.js";
+import { MemoryDriver } from "../src/storage/memory/driver.js";
+import { SqliteDriver } from "../src/storage/sqlite/driver.js";
+import type { StorageDriver } from "../src/storage/types.js";
+import type { Element } from "@xmpp/xml";
+import { xml } from "../src/xmpp/stanza.js";
+
+function rate(n: number, ms: number): string {
+  return `${Math.round((n / ms) * 1000).toLocaleString("en-US")}/s`;
+}
+
+function best<T>(runs: number, fn: () => T): number {
+  let min = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    min = Math.min(min, Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return min;
+}
+
+function routerBench(n: number): void {
+  const server = createServer({
+    config: { storage: "memory", hosts: { localhost: {} } },
+    logger: createLogger({ level: "silent" }),
+    timers: false,
+  });
+  const host = server.host("localhost");
+  let delivered = 0;
+  const sink = { deliver: () => void delivered++ };
+  const alice = host.openSession(sink, { username: "alice", resource: "phone" });
+  const bob = host.openSession(sink, { username: "bob", resource: "laptop" });
+  for (const s of [alice, bob]) s.receive(xml("presence"));
+  const make = (i: number): Element =>
+    xml("message", { to: "bob@localhost", type: "chat", id: `m${i}` }, xml("body", {}, "Hello, how are you?"));
+  const stanzas: Element[] = [];
+  // measure routing alone (stanza construction excluded)
+  let routeMs = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < 5; r++) {
+    stanzas.length = 0;
+    for (let i = 0; i < n; i++) stanzas.push(make(i));
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) alice.receive(stanzas[i]!);
+    routeMs = Math.min(routeMs, Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  if (delivered !== n * 5) throw new Error(`expected ${n * 5} deliveries, got ${delivered}`);
+  console.log(`router  chat message to a bare JID, no modules: ${rate(n, routeMs)}  (${n} stanzas in ${routeMs.toFixed(1)} ms, best of 5)`);
+  server.stop();
+}
+
+function appendBench(name: string, open: () => StorageDriver, n: number): void {
+  const d = open();
+  const a = d.archive("localhost", "archive");
+  const stanza = xml(
+    "message",
+    { to: "bob@localhost", from: "alice@localhost/phone", type: "chat", id: "abc" },
+    xml("body", {}, "Hello, how are you? This is a typical short chat message."),
+  );
+  const t0 = Date.now();
+  const ms = best(3, () => {
+    for (let i = 0; i < n; i++) a.append("alice", { stanza, when: t0 + i, with: "bob@localhost" });
+  });
+  console.log(`archive append, ${name}, one transaction each: ${rate(n, ms)}  (${n} appends in ${ms.toFixed(1)} ms, best of 3)`);
+  const batchMs = best(3, () => {
+    d.transaction(() => {
+      for (let i = 0; i < n; i++) a.append("alice", { stanza, when: t0 + i, with: "bob@localhost" });
+    });
+  });
+  console.log(`archive append, ${name}, ${n} per transaction: ${rate(n, batchMs)}  (${batchMs.toFixed(1)} ms, best of 3)`);
+  d.close();
+}
+
+const dir = mkdtempSync(join(tmpdir(), "mamkit-bench-"));
+try {
+  console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+  routerBench(100_000);
+  appendBench("memory", () => new MemoryDriver(), 50_000);
+  appendBench("sqlite (WAL, synchronous=full, file)", () => new SqliteDriver(join(dir, "full.sqlite")), 5_000);
+  appendBench("sqlite (WAL, synchronous=normal, file)", () => new SqliteDriver(join(dir, "normal.sqlite"), { synchronous: "normal" }), 20_000);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
