@@ -1,3 +1,4 @@
+/// <reference path="./types/xmpp-xml.d.ts" preserve="true" />
 // mamkit: a Prosody-compatible XMPP server core for Node.
 export { createServer, Server, type ServerOptions } from "./core/server.js";
 export { Host, DiscoRegistry, type OpenSessionOptions } from "./core/host.js";

@@ -1,3 +1,4 @@
+/// <reference path="../types/xmpp-xml.d.ts" preserve="true" />
 // The public test kit (`mamkit/testing`): an in-memory server, fake client
 // sessions, a manual clock, captured logs and scheduled tasks on demand.
 // No sockets, no files.
