@@ -168,6 +168,24 @@ export class Host implements SessionOwner {
     for (const name of [...this.modules.keys()].reverse()) this.unloadModule(name);
   }
 
+  // ---- accounts -----------------------------------------------------------------
+
+  /**
+   * Does the account exist? Asks the `user-exists` event ({ username }); with
+   * no module answering (no account store loaded), every user of a served host exists.
+   */
+  userExists(username: string): boolean {
+    const r = this.events.fire("user-exists", { username });
+    return r === undefined ? true : r === true;
+  }
+
+  /** Deletes an account's data: fires `user-deleted` ({ username }), then removes all it stored. */
+  deleteUser(username: string): void {
+    for (const s of [...(this.userSessions.get(username)?.values() ?? [])]) s.close("account deleted");
+    this.events.fire("user-deleted", { username });
+    this.server.storage.deleteUser(this.name, username);
+  }
+
   // ---- sessions -----------------------------------------------------------------
 
   *allSessions(): IterableIterator<Session> {

@@ -1,6 +1,5 @@
-// XEP-0030 Service Discovery for the server: identities and features that
-// modules register with addIdentity / addFeature. (Accounts' disco comes with
-// the roster and presence work.)
+// XEP-0030 Service Discovery: the server's identities and features (that
+// modules register with addIdentity / addFeature), and accounts' disco#info.
 import { defineModule } from "../core/module.js";
 import type { StanzaEvent } from "../xmpp/delivery.js";
 import { Element, iqResult, StanzaError } from "../xmpp/stanza.js";
@@ -23,6 +22,23 @@ export default defineModule("disco", (module) => {
     }
     for (const f of host.disco.features) out.c("feature", { var: f });
     module.fire("host-disco-info", { origin, stanza, reply: out });
+    origin?.send(iqResult(stanza, out));
+    return true;
+  });
+
+  // An account's bare JID (asked by the account itself or anyone else):
+  // identity account/registered, and the features modules add through
+  // the `account-disco-info` event ({ origin, stanza, user, reply }).
+  module.hook(`iq-get/bare/${NS_DISCO_INFO}:query`, ({ origin, stanza }: StanzaEvent) => {
+    const query = stanza.getChild("query", NS_DISCO_INFO)!;
+    if (query.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
+    const to = (stanza.attrs.to as string | undefined) ?? origin?.jid?.bare;
+    const user = to?.slice(0, to.indexOf("@"));
+    if (!user || !host.userExists(user)) throw new StanzaError("service-unavailable");
+    const out = new Element("query", { xmlns: NS_DISCO_INFO });
+    out.c("identity", { category: "account", type: "registered" });
+    out.c("feature", { var: NS_DISCO_INFO });
+    module.fire("account-disco-info", { origin, stanza, user, reply: out });
     origin?.send(iqResult(stanza, out));
     return true;
   });

@@ -2,5 +2,6 @@
 import type { ModuleDefinition } from "../core/module.js";
 import disco from "./disco.js";
 import ping from "./ping.js";
+import mam from "../mam/index.js";
 
-export const builtinModules: readonly ModuleDefinition[] = [disco, ping];
+export const builtinModules: readonly ModuleDefinition[] = [disco, ping, mam];

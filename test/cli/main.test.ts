@@ -40,7 +40,7 @@ describe("mamkit check", () => {
   it("exits non-zero for an unknown module, listing the known ones", () => {
     const r = mamkit("check", "-c", config("unknown.json", { modules_enabled: ["mam_typo"], hosts: { x: {} } }));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/unknown module "mam_typo"; known modules: disco, ping/);
+    expect(r.err).toMatch(/unknown module "mam_typo"; known modules: disco, mam, ping/);
   });
 
   it("exits non-zero for a file that is not JSON, naming it", () => {
