@@ -123,7 +123,7 @@ export default defineModule(
       if (itemLimit !== undefined) {
         let n = counts.get(user) ?? archive.summary(user).count;
         if (n >= itemLimit && Number.isFinite(expiresAfter)) {
-          n -= archive.delete(user, { end: module.clock.now() - expiresAfter * 1000 });
+          n -= archive.delete(user, { end: module.clock.now() - expiresAfter * 1000 - 1 });
         }
         if (n >= itemLimit) {
           // unlike Prosody (which truncates to a fraction of the limit), drop only what the new item needs
@@ -157,10 +157,12 @@ export default defineModule(
         return undefined;
       }
       const copy = cloneStanza(stanza);
-      const userBare = `${user}@${host.name}`;
+      // No stored message keeps a stanza-id in the name of this server or its
+      // users: in an incoming one it is forged, and an outgoing one was written
+      // by the client, which gives no stanza-ids (XEP-0359).
       const removed =
         removeChildren(copy, (c) => dontArchive.has(c.getNS() ?? NS_CLIENT)) +
-        removeChildren(copy, (c) => isOwnStanzaId(c, userBare, host.name));
+        removeChildren(copy, (c) => isLocalStanzaId(c, host.name));
       if (removed > 0 && verdict !== true && !shouldStore(copy)[0]) {
         module.log.debug({ user }, "not archiving: nothing archivable left");
         return undefined;
@@ -423,7 +425,7 @@ export default defineModule(
 
     if (Number.isFinite(expiresAfter)) {
       module.daily("archive expiry", async () => {
-        const cutoff = module.clock.now() - expiresAfter * 1000;
+        const cutoff = module.clock.now() - expiresAfter * 1000 - 1; // strictly older than the period
         const started = Date.now();
         let deleted = 0;
         for (;;) {
@@ -450,6 +452,13 @@ export default defineModule(
     },
   },
 );
+
+/** A stanza-id element in the name of this host or one of its users. */
+function isLocalStanzaId(el: Element, hostName: string): boolean {
+  if (el.name !== "stanza-id" || el.getNS() !== NS_SID) return false;
+  const by = (el.attrs.by as string | undefined)?.toLowerCase();
+  return by === hostName || by?.endsWith(`@${hostName}`) === true;
+}
 
 /** A stanza-id element claiming to come from this user's archive or this host. */
 function isOwnStanzaId(el: Element, userBare: string, hostName: string): boolean {

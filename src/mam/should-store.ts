@@ -21,7 +21,7 @@ export function shouldStore(stanza: Element): [boolean, string] {
   if (type === "error") {
     // store bounces of the user's own messages, which are addressed to a full JID
     const to = stanza.attrs.to as string | undefined;
-    return to !== undefined && to.includes("/") ? [true, "bounce"] : [false, "error to a bare JID"];
+    return to?.includes("/") ? [true, "bounce"] : [false, "error to a bare JID"];
   }
   if (type === "groupchat") return [false, "groupchat"];
   if (has(stanza, "no-store", NS_HINTS) || has(stanza, "no-permanent-store", NS_HINTS)) return [false, "hint"];
