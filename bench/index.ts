@@ -10,6 +10,7 @@ import { SqliteDriver } from "../src/storage/sqlite/driver.js";
 import type { StorageDriver } from "../src/storage/types.js";
 import type { Element } from "@xmpp/xml";
 import { xml } from "../src/xmpp/stanza.js";
+import { mamQueryBench } from "./mam.js";
 
 function rate(n: number, ms: number): string {
   return `${Math.round((n / ms) * 1000).toLocaleString("en-US")}/s`;
@@ -83,6 +84,7 @@ try {
   appendBench("memory", () => new MemoryDriver(), 50_000);
   appendBench("sqlite (WAL, synchronous=full, file)", () => new SqliteDriver(join(dir, "full.sqlite")), 5_000);
   appendBench("sqlite (WAL, synchronous=normal, file)", () => new SqliteDriver(join(dir, "normal.sqlite"), { synchronous: "normal" }), 20_000);
+  mamQueryBench(dir);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
