@@ -31,6 +31,8 @@ export const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
 export const META_ARCHIVE_ID = "mam:id";
 export const META_ARCHIVE_POS = "mam:pos";
 export const META_ARCHIVE_USER = "mam:user";
+/** Stanza meta set on a message a local user sent that went into the sender's archive: `{ id, pos, user }`. */
+export const META_SENT_ARCHIVE = "mam:sent";
 
 const DEFAULT_PAGE = 20;
 
@@ -212,7 +214,8 @@ export default defineModule(
       const user = origin?.jid?.local;
       if (!origin || user === undefined || to === undefined || data.to_self) return undefined;
       if (bareOf(to) === origin.jid!.bare) return undefined;
-      archiveFor(user, stanza, to, origin, "outgoing");
+      const ref = archiveFor(user, stanza, to, origin, "outgoing");
+      if (ref) setMeta(stanza, META_SENT_ARCHIVE, { id: ref.id, pos: ref.pos, user });
       return undefined;
     };
     module.hook("pre-message/bare", onOutgoing, 0);
