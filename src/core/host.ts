@@ -202,7 +202,9 @@ export class Host implements SessionOwner {
    * Prosody does by default.
    */
   openSession(sink: SessionSink, opts: OpenSessionOptions): Session {
-    const session = new Session(this, sink, this.log, opts.clientId === undefined ? {} : { clientId: opts.clientId });
+    const o: { authUser: string; clientId?: string } = { authUser: opts.username };
+    if (opts.clientId !== undefined) o.clientId = opts.clientId;
+    const session = new Session(this, sink, this.log, o);
     this.bind(session, opts.username, opts.resource);
     return session;
   }
@@ -228,6 +230,21 @@ export class Host implements SessionOwner {
       for (const [dir, fn, prio] of m.sessionFilters) m.addFilter(session, dir, fn, prio);
     }
     this.events.fire("resource-bind", { session });
+  }
+
+  transportLost(session: Session, reason: string): boolean {
+    return this.events.fire("session-transport-lost", { session, reason }) === true;
+  }
+
+  /**
+   * A session that authenticated as `username` but has no resource: it can
+   * send stream-level elements (e.g. an XEP-0198 <resume/>) and nothing else
+   * until it binds.
+   */
+  openUnboundSession(sink: SessionSink, opts: { username: string; clientId?: string }): Session {
+    const o: { authUser: string; clientId?: string } = { authUser: opts.username };
+    if (opts.clientId !== undefined) o.clientId = opts.clientId;
+    return new Session(this, sink, this.log, o);
   }
 
   receiveFrom(session: Session, stanza: Element): void {

@@ -4,5 +4,6 @@ import disco from "./disco.js";
 import ping from "./ping.js";
 import mam from "../mam/index.js";
 import carbons from "../carbons/index.js";
+import smacks from "../smacks/index.js";
 
-export const builtinModules: readonly ModuleDefinition[] = [disco, ping, mam, carbons];
+export const builtinModules: readonly ModuleDefinition[] = [disco, ping, mam, carbons, smacks];

@@ -17,6 +17,8 @@ import type { Session } from "../xmpp/session.js";
 import { xml } from "../xmpp/stanza.js";
 import { parseJid } from "../xmpp/jid.js";
 
+const NS_SM = "urn:xmpp:sm:3";
+
 export { ManualClock, xml };
 
 export interface TestServerOptions {
@@ -102,14 +104,41 @@ export class TestServer {
     client.session = host.openSession(client.sink, sessionOpts);
     this.clients.add(client);
     if (opts.streamManagement) {
-      const handled = host.server.router.fromSession(client.session, xml("enable", { xmlns: "urn:xmpp:sm:3", resume: "true" }));
+      const handled = host.server.router.fromSession(client.session, xml("enable", { xmlns: NS_SM, resume: "true" }));
       if (!handled) throw new Error("streamManagement: no module handles <enable xmlns='urn:xmpp:sm:3'/> (load smacks)");
+      const enabled = client.nonzas.find((n) => n.name === "enabled");
+      client.smId = enabled?.attrs.id as string | undefined;
     }
     if (opts.presence !== false) {
       const p = xml("presence");
       if (typeof opts.presence === "number") p.c("priority").t(String(opts.presence));
       client.send(p);
     }
+    return client;
+  }
+
+  /**
+   * Resumes the stream-management session of `old` (dropped with `drop()`) on
+   * a new fake connection, as a client reconnecting would: `<resume previd h>`
+   * with `h` = what `old` handled unless given. Throws with the server's
+   * `<failed/>` when the server refuses.
+   */
+  resume(old: FakeClient, opts: { h?: number; previd?: string } = {}): FakeClient {
+    const previd = opts.previd ?? old.smId;
+    if (previd === undefined) throw new Error("resume: the client has no stream-management id");
+    const username = old.session.jid?.local ?? old.session.authUser!;
+    const host = old.session.host as Host;
+    const client = new FakeClient();
+    const o: { username: string; clientId?: string } = { username };
+    if (old.session.clientId !== undefined) o.clientId = old.session.clientId;
+    client.session = host.openUnboundSession(client.sink, o);
+    const h = opts.h ?? old.handled;
+    client.handled = h;
+    client.smId = previd;
+    host.server.router.fromSession(client.session, xml("resume", { xmlns: NS_SM, previd, h: String(h % 2 ** 32) }));
+    const answer = client.nonzas.find((n) => n.name === "resumed" || n.name === "failed");
+    if (answer?.name !== "resumed") throw new Error(`resume refused: ${answer?.toString() ?? "no answer"}`);
+    this.clients.add(client);
     return client;
   }
 
@@ -138,12 +167,25 @@ export class FakeClient {
   readonly queue: Element[] = [];
   /** Every stanza ever received. */
   readonly received: Element[] = [];
+  /** Stream-level elements received (<enabled/>, <r/>, <a/>, stream errors), in order. */
+  readonly nonzas: Element[] = [];
+  /** Stanzas received on this connection, counted as XEP-0198's h (starts at the resumed h). */
+  handled = 0;
+  /** The stream-management resumption id, once enabled. */
+  smId: string | undefined;
+  /** The stream error that ended the connection, if any. */
+  streamError: Element | undefined;
   closeReason: string | undefined;
+  /** The connection is gone (dropped or closed): nothing more arrives. */
+  disconnected = false;
   private waiters: Waiter[] = [];
   private nextId = 0;
 
   readonly sink = {
-    deliver: (stanza: Element) => {
+    deliver: (stanza: Element, session: Session) => {
+      if (this.disconnected) return;
+      this.session = session; // after a resumption, the resumed session writes here
+      this.handled++;
       this.received.push(stanza);
       const i = this.waiters.findIndex((w) => w.pred(stanza));
       if (i >= 0) {
@@ -152,10 +194,33 @@ export class FakeClient {
         w!.resolve(stanza);
       } else this.queue.push(stanza);
     },
+    deliverNonza: (el: Element, session: Session) => {
+      if (this.disconnected) return;
+      if (el.name === "resumed") this.session = session;
+      if (el.name === "stream:error") this.streamError = el;
+      this.nonzas.push(el);
+    },
     close: (reason: string | undefined) => {
       this.closeReason = reason;
+      this.disconnected = true;
     },
   };
+
+  /** Sends `<a h/>` for what this connection handled (or the given h). */
+  ack(h = this.handled): void {
+    this.send(xml("a", { xmlns: NS_SM, h: String(h % 2 ** 32) }));
+  }
+
+  /** Sends `<r/>`; the server's `<a/>` lands in `nonzas`. */
+  requestAck(): void {
+    this.send(xml("r", { xmlns: NS_SM }));
+  }
+
+  /** The connection breaks: with resumable stream management the session hibernates, else it ends. */
+  drop(): void {
+    this.disconnected = true;
+    this.session.transportLost("connection dropped (test)");
+  }
 
   get jid(): string {
     return this.session.jid!.full;
@@ -163,6 +228,7 @@ export class FakeClient {
 
   /** Sends a stanza (an element or XML text) as this client. */
   send(stanza: Element | string): void {
+    if (this.disconnected) throw new Error(`${this.session.jid?.full ?? "client"}: the connection is closed`);
     this.session.receive(typeof stanza === "string" ? parseXml(stanza) : stanza);
   }
 

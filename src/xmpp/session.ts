@@ -2,7 +2,7 @@
 // send() → `stanzas/out` filters → sink. Inbound: receive() → `stanzas/in`
 // filters → router. Nothing here knows about sockets or modules.
 import { randomBytes } from "node:crypto";
-import type { Element } from "@xmpp/xml";
+import { Element } from "@xmpp/xml";
 import type { Logger } from "../core/logger.js";
 import type { Jid } from "./jid.js";
 
@@ -56,7 +56,9 @@ export class FilterChain {
 /** Where a session's outgoing stanzas end up: a transport, or a fake client's inbox. */
 export interface SessionSink {
   deliver(stanza: Element, session: Session): void;
-  /** Ends the connection (the session is already marked closed). */
+  /** Stream-level elements (stream management, stream errors): not stanzas, never counted or queued. */
+  deliverNonza?(element: Element, session: Session): void;
+  /** Ends the connection (the session is already marked closed, or it hibernates). */
   close?(reason: string | undefined, session: Session): void;
 }
 
@@ -65,7 +67,11 @@ export interface SessionOwner {
   readonly name: string;
   receiveFrom(session: Session, stanza: Element): void;
   detach(session: Session, reason: string | undefined): void;
+  /** True when a module keeps the session after its connection is lost. */
+  transportLost(session: Session, reason: string): boolean;
 }
+
+export const NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
 
 export class Session {
   readonly id: string;
@@ -82,15 +88,57 @@ export class Session {
   readonly data = new Map<string, unknown>();
   readonly log: Logger;
 
+  /** The account of a session that authenticated but has not bound a resource (yet). */
+  authUser: string | undefined;
+  /** The connection is gone but the session lives on (XEP-0198 hibernation). */
+  hibernating = false;
+
   constructor(
     readonly host: SessionOwner,
-    private readonly sink: SessionSink,
+    private sink: SessionSink,
     log: Logger,
-    opts: { clientId?: string } = {},
+    opts: { clientId?: string; authUser?: string } = {},
   ) {
     this.id = randomBytes(6).toString("base64url");
     this.clientId = opts.clientId;
+    this.authUser = opts.authUser;
     this.log = log.child({ sid: this.id });
+  }
+
+  /** The current sink (a stream-management layer may wrap it). */
+  get output(): SessionSink {
+    return this.sink;
+  }
+
+  /** Replaces where output goes: a stream-management queue, or a resumed connection. */
+  setOutput(sink: SessionSink): void {
+    this.sink = sink;
+  }
+
+  /** Sends a stream-level element (not a stanza: no filters, no counting). */
+  sendNonza(element: Element): void {
+    if (this.closed) return;
+    this.sink.deliverNonza?.(element, this);
+  }
+
+  /** Sends a stream error (RFC 6120 §4.9) and closes the session. */
+  streamError(condition: string, text?: string, appElement?: Element): void {
+    const err = new Element("stream:error", {});
+    err.cnode(new Element(condition, { xmlns: NS_STREAMS }));
+    if (text) err.cnode(new Element("text", { xmlns: NS_STREAMS })).t(text);
+    if (appElement) err.cnode(appElement);
+    this.sendNonza(err);
+    this.close(condition);
+  }
+
+  /**
+   * The connection was lost. A module may keep the session (stream management
+   * hibernation) by answering `session-transport-lost`; otherwise it closes.
+   */
+  transportLost(reason = "connection lost"): void {
+    if (this.closed || this.hibernating) return;
+    if (this.host.transportLost(this, reason)) return;
+    this.close(reason);
   }
 
   get username(): string | undefined {

@@ -1,0 +1,322 @@
+// mod_smacks: XEP-0198 Stream Management v3 (urn:xmpp:sm:3): acks both
+// ways, the queue of unacknowledged stanzas with delivery checkpoints,
+// hibernation of a dropped connection and resumption.
+import type { Element } from "@xmpp/xml";
+import { randomBytes } from "node:crypto";
+import { defineModule } from "../core/module.js";
+import { META_ARCHIVE_USER } from "../mam/index.js";
+import type { StanzaEvent } from "../xmpp/delivery.js";
+import type { Session, SessionSink, StanzaFilter } from "../xmpp/session.js";
+import { errorReply, getMeta, NS_CLIENT, NS_STANZAS, xml } from "../xmpp/stanza.js";
+import { H_MOD, SmQueue } from "./queue.js";
+
+export const NS_SM = "urn:xmpp:sm:3";
+const STATE = "smacks";
+const COUNTED = new Set(["message", "presence", "iq"]);
+
+/** Stream-management state of a session (read it with `smState(session)`). */
+export interface SmState {
+  /** The resumption id given in <enabled/>. */
+  readonly id: string;
+  readonly resumable: boolean;
+  readonly queue: SmQueue;
+}
+
+interface State extends SmState {
+  sink: SmSink;
+  awaitingAck: boolean;
+  requestTimer: NodeJS.Timeout | undefined;
+  immediate: NodeJS.Immediate | undefined;
+  hibernationTimer: NodeJS.Timeout | undefined;
+}
+
+/** The session's stream-management state, if it enabled stream management. */
+export function smState(session: Session): SmState | undefined {
+  return session.data.get(STATE) as State | undefined;
+}
+
+/**
+ * Adds a delivery checkpoint after everything queued so far for `session`:
+ * `fn` runs once the client acknowledged all of it, and never if the session
+ * ends unresumed. Returns false (and never runs `fn`) without stream management.
+ */
+export function addCheckpoint(session: Session, fn: () => void): boolean {
+  const st = smState(session);
+  if (!st || session.closed) return false;
+  st.queue.addCheckpoint(fn);
+  return true;
+}
+
+/** Sits between a session and its connection: counts and queues stanzas. */
+class SmSink implements SessionSink {
+  constructor(
+    public transport: SessionSink | undefined,
+    private readonly onStanza: (stanza: Element, session: Session) => void,
+  ) {}
+  deliver(stanza: Element, session: Session): void {
+    this.onStanza(stanza, session);
+  }
+  deliverNonza(el: Element, session: Session): void {
+    this.transport?.deliverNonza?.(el, session);
+  }
+  close(reason: string | undefined, session: Session): void {
+    this.transport?.close?.(reason, session);
+  }
+}
+
+function smElement(name: string, attrs: Record<string, string> = {}, ...children: Element[]): Element {
+  return xml(name, { xmlns: NS_SM, ...attrs }, ...children);
+}
+
+function failed(condition: string, h?: number): Element {
+  return smElement("failed", h === undefined ? {} : { h: String(h % H_MOD) }, xml(condition, { xmlns: NS_STANZAS }));
+}
+
+export default defineModule(
+  "smacks",
+  (module) => {
+    const hibernationTime = module.getOptionPeriod("smacks_hibernation_time", 600);
+    const maxQueue = module.getOptionNumber("smacks_max_queue_size", 500, { min: 1, integer: true });
+    const maxUnacked = module.getOptionNumber("smacks_max_unacked_stanzas", 0, { min: 0, integer: true });
+    const maxAckDelay = module.getOptionPeriod("smacks_max_ack_delay", 30);
+    /** Resumable sessions of this host by resumption id (live or hibernating). */
+    const resumable = new Map<string, Session>();
+
+    const stateOf = (s: Session) => s.data.get(STATE) as State | undefined;
+
+    function requestAck(session: Session, st: State): void {
+      clearTimeout(st.requestTimer);
+      st.requestTimer = undefined;
+      st.immediate = undefined;
+      if (session.closed || session.hibernating || st.awaitingAck || st.queue.unacked === 0) return;
+      st.awaitingAck = true;
+      session.sendNonza(smElement("r"));
+    }
+
+    function scheduleAck(session: Session, st: State): void {
+      if (st.awaitingAck || st.immediate) return;
+      if (st.queue.unacked > maxUnacked) {
+        // after the current burst of stanzas, not after each one
+        st.immediate = setImmediate(() => requestAck(session, st));
+      } else if (!st.requestTimer && Number.isFinite(maxAckDelay)) {
+        st.requestTimer = setTimeout(() => requestAck(session, st), maxAckDelay * 1000);
+        st.requestTimer.unref?.();
+      }
+    }
+
+    function onStanza(st: State) {
+      return (stanza: Element, session: Session) => {
+        st.queue.push(stanza);
+        st.sink.transport?.deliver(stanza, session);
+        if (st.queue.unacked > maxQueue) {
+          module.log.warn({ sid: session.id, max: maxQueue }, "stream management queue full: closing the session");
+          session.streamError("policy-violation", "too many unacknowledged stanzas");
+          return;
+        }
+        scheduleAck(session, st);
+      };
+    }
+
+    function stopTimers(st: State): void {
+      clearTimeout(st.requestTimer);
+      clearTimeout(st.hibernationTimer);
+      if (st.immediate) clearImmediate(st.immediate);
+      st.requestTimer = st.hibernationTimer = st.immediate = undefined;
+    }
+
+    const countInbound: StanzaFilter = (stanza, session) => {
+      const ns = stanza.attrs.xmlns as string | undefined;
+      if (COUNTED.has(stanza.name) && (ns === undefined || ns === NS_CLIENT)) stateOf(session)!.queue.received++;
+      return stanza;
+    };
+
+    function processAck(session: Session, st: State, hAttr: unknown): boolean {
+      const h = Number(hAttr);
+      if (typeof hAttr !== "string" || !/^\d+$/.test(hAttr) || h >= H_MOD) {
+        session.streamError("invalid-xml", "the h attribute must be an integer from 0 to 2^32-1");
+        return false;
+      }
+      const r = st.queue.ack(h);
+      if (r.kind === "too-high") {
+        // XEP-0198 §4: more acknowledged than sent is a stream error
+        session.streamError(
+          "undefined-condition",
+          "You acknowledged more stanzas than we sent",
+          xml("handled-count-too-high", { xmlns: NS_SM, h: String(r.h), "send-count": String(r.sent) }),
+        );
+        return false;
+      }
+      if (r.kind === "backwards") module.log.debug({ sid: session.id, h }, "ignored an ack that went backwards");
+      return true;
+    }
+
+    // ---- enable, r, a ------------------------------------------------------------------
+    module.hook(`stanza/${NS_SM}:enable`, ({ origin, stanza }: StanzaEvent) => {
+      if (!origin) return undefined;
+      if (!origin.jid || stateOf(origin)) {
+        origin.sendNonza(failed("unexpected-request"));
+        return true;
+      }
+      const wantResume = stanza.attrs.resume === "true" || stanza.attrs.resume === "1";
+      const id = randomBytes(18).toString("base64url");
+      const st = {
+        id,
+        resumable: wantResume,
+        queue: new SmQueue((err) => module.log.error({ err, sid: origin.id }, "error in a delivery checkpoint")),
+        awaitingAck: false,
+        requestTimer: undefined,
+        immediate: undefined,
+        hibernationTimer: undefined,
+      } as Omit<State, "sink"> as State;
+      st.sink = new SmSink(origin.output, onStanza(st));
+      origin.data.set(STATE, st);
+      origin.setOutput(st.sink);
+      module.addFilter(origin, "stanzas/in", countInbound, 1000);
+      const attrs: Record<string, string> = { id };
+      if (wantResume) {
+        attrs.resume = "true";
+        if (Number.isFinite(hibernationTime)) attrs.max = String(Math.round(hibernationTime));
+        resumable.set(id, origin);
+      }
+      origin.sendNonza(smElement("enabled", attrs));
+      module.fire("smacks-enabled", { session: origin });
+      return true;
+    });
+
+    module.hook(`stanza/${NS_SM}:r`, ({ origin }: StanzaEvent) => {
+      const st = origin && stateOf(origin);
+      if (!origin || !st) return undefined;
+      origin.sendNonza(smElement("a", { h: String(st.queue.received % H_MOD) }));
+      return true;
+    });
+
+    module.hook(`stanza/${NS_SM}:a`, ({ origin, stanza }: StanzaEvent) => {
+      const st = origin && stateOf(origin);
+      if (!origin || !st) return undefined;
+      st.awaitingAck = false;
+      if (processAck(origin, st, stanza.attrs.h) && st.queue.unacked > 0) scheduleAck(origin, st);
+      return true;
+    });
+
+    // ---- hibernation -------------------------------------------------------------------
+    module.hook("session-transport-lost", ({ session, reason }: { session: Session; reason: string }) => {
+      const st = stateOf(session);
+      if (!st || !st.resumable) return undefined;
+      session.hibernating = true;
+      st.sink.transport = undefined;
+      stopTimers(st);
+      st.awaitingAck = false;
+      if (Number.isFinite(hibernationTime)) {
+        st.hibernationTimer = setTimeout(() => {
+          module.log.debug({ sid: session.id }, "hibernation timed out");
+          session.close("hibernation timeout");
+        }, hibernationTime * 1000);
+        st.hibernationTimer.unref?.();
+      }
+      module.log.debug({ sid: session.id, reason, unacked: st.queue.unacked }, "session hibernating");
+      module.fire("smacks-hibernation-start", { session, queue: st.queue.pending() });
+      return true;
+    });
+
+    // ---- resumption --------------------------------------------------------------------
+    module.hook(`stanza/${NS_SM}:resume`, ({ origin, stanza }: StanzaEvent) => {
+      if (!origin) return undefined;
+      if (origin.jid) {
+        origin.sendNonza(failed("unexpected-request"));
+        return true;
+      }
+      const previd = stanza.attrs.previd as string | undefined;
+      const target = previd === undefined ? undefined : resumable.get(previd);
+      const st = target && stateOf(target);
+      // another account's id is as unknown as an expired one
+      if (!target || !st || target.closed || target.jid?.local !== origin.authUser) {
+        origin.sendNonza(failed("item-not-found"));
+        return true;
+      }
+      const hAttr = stanza.attrs.h as string | undefined;
+      if (hAttr === undefined || !/^\d+$/.test(hAttr) || Number(hAttr) >= H_MOD) {
+        origin.sendNonza(failed("bad-request"));
+        return true;
+      }
+      const acked = st.queue.ack(Number(hAttr));
+      if (acked.kind === "too-high") {
+        origin.sendNonza(
+          smElement(
+            "failed",
+            { h: String(st.queue.received % H_MOD) },
+            xml("undefined-condition", { xmlns: NS_STANZAS }),
+            xml("handled-count-too-high", { xmlns: NS_SM, h: hAttr, "send-count": String(acked.sent) }),
+          ),
+        );
+        target.close("resumed with an impossible ack");
+        return true;
+      }
+      const old = st.sink.transport;
+      if (old && !target.hibernating) {
+        // the old connection is replaced by the new one
+        const err = xml("stream:error", {}, xml("conflict", { xmlns: "urn:ietf:params:xml:ns:xmpp-streams" }));
+        old.deliverNonza?.(err, target);
+        old.close?.("replaced by a resumed connection", target);
+      }
+      stopTimers(st);
+      st.awaitingAck = false;
+      target.hibernating = false;
+      st.sink.transport = origin.output;
+      origin.closed = true; // the new connection now belongs to the resumed session
+      target.sendNonza(smElement("resumed", { previd: st.id, h: String(st.queue.received % H_MOD) }));
+      for (const s of st.queue.pending()) st.sink.transport.deliver(s, target);
+      module.fire("smacks-hibernation-end", { session: target, resumed: true });
+      scheduleAck(target, st);
+      return true;
+    });
+
+    // ---- the end of a session: what the client never acknowledged ----------------------
+    module.hook(
+      "pre-resource-unbind",
+      ({ session }: { session: Session }) => {
+        const st = stateOf(session);
+        if (!st) return undefined;
+        stopTimers(st);
+        resumable.delete(st.id);
+        const unacked = st.queue.discard();
+        for (const stanza of unacked) handleUndelivered(session, stanza);
+        return undefined;
+      },
+      100,
+    );
+
+    /**
+     * As Prosody: an unacknowledged message that mam archived for this user is
+     * left to the archive (the client fetches it with MAM); other messages and
+     * iq requests are bounced to their sender; `delivery/failure` may take any.
+     */
+    function handleUndelivered(session: Session, stanza: Element): void {
+      if (module.fire("delivery/failure", { session, stanza }) !== undefined) return;
+      const type = stanza.attrs.type as string | undefined;
+      if (type === "error" || type === "result" || stanza.attrs.from === session.jid?.full) return;
+      if (stanza.name === "message") {
+        if (type === "groupchat" || type === "headline") return;
+        if (getMeta(stanza, META_ARCHIVE_USER) === session.jid?.local) return;
+        const bounce = errorReply(stanza, "wait", "recipient-unavailable", "the recipient's connection was lost");
+        module.send(bounce);
+      } else if (stanza.name === "iq") {
+        module.send(errorReply(stanza, "cancel", "service-unavailable"));
+      }
+    }
+
+    module.onUnload(() => {
+      for (const s of resumable.values()) {
+        const st = stateOf(s);
+        if (st) stopTimers(st);
+      }
+    });
+  },
+  {
+    options: {
+      smacks_hibernation_time: { type: "period", default: 600 },
+      smacks_max_queue_size: { type: "number", min: 1, integer: true, default: 500 },
+      smacks_max_unacked_stanzas: { type: "number", min: 0, integer: true, default: 0 },
+      smacks_max_ack_delay: { type: "period", default: 30 },
+    },
+  },
+);
