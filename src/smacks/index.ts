@@ -201,7 +201,7 @@ export default defineModule(
     // ---- hibernation -------------------------------------------------------------------
     module.hook("session-transport-lost", ({ session, reason }: { session: Session; reason: string }) => {
       const st = stateOf(session);
-      if (!st || !st.resumable) return undefined;
+      if (!st?.resumable) return undefined;
       session.hibernating = true;
       st.sink.transport = undefined;
       stopTimers(st);
