@@ -18,3 +18,16 @@ export * from "./xmpp/stanza.js";
 export * from "./storage/index.js";
 export { encodeValue, decodeValue, serializeXml, parseXml } from "./storage/codec.js";
 export { PROSODY_SCHEMA } from "./storage/sqlite/driver.js";
+export {
+  META_ARCHIVE_ID,
+  META_ARCHIVE_POS,
+  META_ARCHIVE_USER,
+  META_SENT_ARCHIVE,
+  NS_MAM,
+  type ArchiveMessageAdded,
+  type ArchiveQueryEvent,
+  type ArchiveShouldStore,
+} from "./mam/index.js";
+export { addCheckpoint, smState, NS_SM, type SmState } from "./smacks/index.js";
+export { SmQueue } from "./smacks/queue.js";
+export { carbonsEnabled, NS_CARBONS } from "./carbons/index.js";
