@@ -27,7 +27,7 @@ describe("mamkit check", () => {
   it("accepts config.example.json", () => {
     const r = mamkit("check", "--config", "config.example.json");
     expect(r.err).toBe("");
-    expect(r.out).toMatch(/config.example.json: OK — hosts: localhost \(disco, ping, mam, carbons\)/);
+    expect(r.out).toMatch(/config.example.json: OK — hosts: localhost \(disco, ping, smacks, carbons, mam\)/);
     expect(r.code).toBe(0);
   });
 
