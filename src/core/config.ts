@@ -25,6 +25,7 @@ const moduleList = z.array(z.string().regex(/^[a-z0-9_]+$/, "a module name (lowe
 const sharedKeys = {
   modules_enabled: moduleList.optional(),
   modules_disabled: moduleList.optional(),
+  authentication: z.enum(["internal_hashed", "none"]).optional(),
 };
 
 const globalSchema = z.looseObject({

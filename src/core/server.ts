@@ -160,6 +160,9 @@ export class Server {
       for (const n of globalEnabled) if (!globalDisabled.has(n) && !names.includes(n)) names.push(n);
       for (const n of hostEnabled) if (!names.includes(n)) names.push(n);
       const wanted: (string | ModuleDefinition)[] = names.filter((n) => !hostDisabled.has(n));
+      // Prosody's `authentication`: the account provider is loaded first, by itself
+      const auth = (section.authentication ?? g.authentication ?? "internal_hashed") as string;
+      if (auth === "internal_hashed" && !wanted.includes("auth_internal_hashed")) wanted.unshift("auth_internal_hashed");
       for (const n of wanted) this.moduleDefinition(n as string); // unknown names fail before anything loads
       for (const def of this.extra) {
         if (!names.includes(def.name) && !hostDisabled.has(def.name) && !globalDisabled.has(def.name)) wanted.push(def);

@@ -5,5 +5,6 @@ import ping from "./ping.js";
 import mam from "../mam/index.js";
 import carbons from "../carbons/index.js";
 import smacks from "../smacks/index.js";
+import authInternalHashed from "../auth/accounts.js";
 
-export const builtinModules: readonly ModuleDefinition[] = [disco, ping, mam, carbons, smacks];
+export const builtinModules: readonly ModuleDefinition[] = [authInternalHashed, disco, ping, mam, carbons, smacks];

@@ -66,7 +66,8 @@ export class TestServer {
 
   constructor(opts: TestServerOptions = {}) {
     this.clock = opts.clock ?? new ManualClock();
-    const config = parseConfig({ hosts: { localhost: {} }, ...opts.config, storage: "memory" });
+    // no account store by default: every user of a served host exists
+    const config = parseConfig({ hosts: { localhost: {} }, authentication: "none", ...opts.config, storage: "memory" });
     const storage =
       typeof opts.storage === "object"
         ? opts.storage

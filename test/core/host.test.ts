@@ -36,13 +36,14 @@ describe("module loader", () => {
         storage: "memory",
         modules_enabled: ["a", "b"],
         modules_disabled: ["b"],
-        hosts: { "one.example": { modules_enabled: ["c"] }, "two.example": { modules_disabled: ["a"] } },
+        authentication: "none",
+        hosts: { "one.example": { modules_enabled: ["c"] }, "two.example": { modules_disabled: ["a"], authentication: "internal_hashed" } },
       },
       modules: mods,
       logger: captureLog().logger,
     });
     expect([...server2.host("one.example").modules.keys()]).toEqual(["a", "c", "d"]);
-    expect([...server2.host("two.example").modules.keys()]).toEqual(["c", "d"]);
+    expect([...server2.host("two.example").modules.keys()]).toEqual(["auth_internal_hashed", "c", "d"]);
     server2.stop();
   });
 
