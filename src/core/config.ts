@@ -26,17 +26,41 @@ const sharedKeys = {
   modules_enabled: moduleList.optional(),
   modules_disabled: moduleList.optional(),
   authentication: z.enum(["internal_hashed", "none"]).optional(),
+  c2s_require_encryption: z.boolean().optional(),
+  allow_unencrypted_plain_auth: z.boolean().optional(),
+  ssl: z.strictObject({ certificate: z.string().min(1), key: z.string().min(1) }).optional(),
 };
+
+const port = z.number().int().min(0).max(65535);
+const seconds = z.number().positive();
 
 const globalSchema = z.looseObject({
   log: z.strictObject({ level: z.enum(LOG_LEVELS).optional() }).optional(),
   storage: storageSchema.optional(),
+  interfaces: z.array(z.string().min(1)).optional(),
+  c2s_ports: z.array(port).optional(),
+  websocket_ports: z.array(port).optional(),
+  c2s_stanza_size_limit: z.number().int().min(1024).optional(),
+  c2s_timeout: seconds.optional(),
+  c2s_read_timeout: seconds.optional(),
+  consider_websocket_secure: z.boolean().optional(),
   hosts: z.record(z.string(), z.looseObject({ ...sharedKeys })).optional(),
   ...sharedKeys,
 });
 
 /** Keys that belong to the global section only. */
-export const GLOBAL_ONLY_KEYS = new Set(["log", "storage", "hosts"]);
+export const GLOBAL_ONLY_KEYS = new Set([
+  "log",
+  "storage",
+  "hosts",
+  "interfaces",
+  "c2s_ports",
+  "websocket_ports",
+  "c2s_stanza_size_limit",
+  "c2s_timeout",
+  "c2s_read_timeout",
+  "consider_websocket_secure",
+]);
 /** Keys the core itself reads. */
 export const CORE_KEYS = new Set([...GLOBAL_ONLY_KEYS, ...Object.keys(sharedKeys)]);
 

@@ -6,5 +6,16 @@ import mam from "../mam/index.js";
 import carbons from "../carbons/index.js";
 import smacks from "../smacks/index.js";
 import authInternalHashed from "../auth/accounts.js";
+import { bind2, sasl2, saslauth } from "../c2s/modules.js";
 
-export const builtinModules: readonly ModuleDefinition[] = [authInternalHashed, disco, ping, mam, carbons, smacks];
+export const builtinModules: readonly ModuleDefinition[] = [
+  authInternalHashed,
+  saslauth,
+  sasl2,
+  bind2,
+  disco,
+  ping,
+  mam,
+  carbons,
+  smacks,
+];

@@ -93,9 +93,9 @@ export default defineModule(
       session.sendNonza(smElement("r"));
     }
 
-    function scheduleAck(session: Session, st: State): void {
+    function scheduleAck(session: Session, st: State, soon = true): void {
       if (st.awaitingAck || st.immediate) return;
-      if (st.queue.unacked > maxUnacked) {
+      if (soon && st.queue.unacked > maxUnacked) {
         // after the current burst of stanzas, not after each one
         st.immediate = setImmediate(() => requestAck(session, st));
       } else if (!st.requestTimer && Number.isFinite(maxAckDelay)) {
@@ -194,7 +194,10 @@ export default defineModule(
       const st = origin && stateOf(origin);
       if (!origin || !st) return undefined;
       st.awaitingAck = false;
-      if (processAck(origin, st, stanza.attrs.h) && st.queue.unacked > 0) scheduleAck(origin, st);
+      // an ack that leaves stanzas unacknowledged is not answered with an
+      // immediate <r/> (a client whose count lags would ping-pong forever):
+      // new stanzas, or smacks_max_ack_delay, ask again
+      if (processAck(origin, st, stanza.attrs.h) && st.queue.unacked > 0) scheduleAck(origin, st, false);
       return true;
     });
 

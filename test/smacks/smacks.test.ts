@@ -55,7 +55,11 @@ describe("smacks", () => {
     expect(bob.nonzas.filter((n) => n.name === "r")).toHaveLength(1);
     bob.ack(1);
     await new Promise((r) => setImmediate(r));
-    expect(bob.nonzas.filter((n) => n.name === "r")).toHaveLength(2); // still unacked: asks again
+    // still unacked, but no immediate ping-pong: the next stanza (or the delay) asks again
+    expect(bob.nonzas.filter((n) => n.name === "r")).toHaveLength(1);
+    say(alice, "bob@localhost", "4");
+    await new Promise((r) => setImmediate(r));
+    expect(bob.nonzas.filter((n) => n.name === "r")).toHaveLength(2);
     bob.ack();
     expect(smState(bob.session)!.queue.unacked).toBe(0);
   });

@@ -1,0 +1,588 @@
+// One client connection (RFC 6120 stream, or RFC 7395 WebSocket framing):
+// stream open and features, STARTTLS, SASL (PLAIN, SCRAM-SHA-1/-256), SASL2
+// (XEP-0388) with Bind 2 (XEP-0386) and inline stream management, legacy
+// resource binding, stream errors and timeouts. Once bound, everything goes
+// to the Session, which knows nothing of sockets.
+import { randomBytes } from "node:crypto";
+import { type Element, xml } from "@xmpp/xml";
+import type { Host } from "../core/host.js";
+import type { Server } from "../core/server.js";
+import { Accounts } from "../auth/accounts.js";
+import { SCRAM_MECHANISMS, ScramServer, type ScramStep } from "../auth/scram.js";
+import { parseJid } from "../xmpp/jid.js";
+import { NS_STREAMS, type Session, type SessionSink } from "../xmpp/session.js";
+import { errorReply, iqResult, NS_CLIENT, NS_STANZAS } from "../xmpp/stanza.js";
+import { XmlStreamParser } from "./xml-stream.js";
+import type { FailureTracker } from "./failures.js";
+import parse from "ltx/lib/parse.js";
+
+export const NS_STREAM = "http://etherx.jabber.org/streams";
+export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
+export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+export const NS_SASL2 = "urn:xmpp:sasl:2";
+export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+export const NS_BIND2 = "urn:xmpp:bind:0";
+export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
+const NS_SM = "urn:xmpp:sm:3";
+const NS_CARBONS = "urn:xmpp:carbons:2";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The byte pipe under a connection. */
+export interface C2sTransport {
+  readonly kind: "tcp" | "websocket";
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  /** TLS is possible on this connection for this host (TCP with a certificate). */
+  canStartTls(host: string): boolean;
+  startTls?(host: string): Promise<void>;
+  write(data: string): void;
+  end(): void;
+}
+
+export interface C2sSettings {
+  maxStanzaSize: number;
+  failures: FailureTracker;
+}
+
+type SaslState = {
+  sasl2: boolean;
+  mechanism: string;
+  scram?: ScramServer;
+  /** SASL2: the <authenticate/> element, for its inline requests. */
+  request?: Element;
+  clientId?: string;
+};
+
+export class C2sConnection implements SessionSink {
+  private readonly parser: XmlStreamParser | undefined;
+  private host: Host | undefined;
+  session: Session | undefined;
+  private headerSent = false;
+  private streamId = "";
+  private authenticated = false;
+  private closed = false;
+  private sasl: SaslState | undefined;
+  private capture: { nonzas: Element[]; stanzas: Element[] } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastRead = Date.now();
+
+  constructor(
+    private readonly server: Server,
+    readonly transport: C2sTransport,
+    private readonly settings: C2sSettings,
+  ) {
+    if (transport.kind === "tcp") {
+      this.parser = new XmlStreamParser(settings.maxStanzaSize, {
+        onStart: (h) => this.onStreamStart(h.attrs as Record<string, string>),
+        onElement: (el) => {
+          if (el.parent) el.parent.children.length = 0; // drop whitespace kept on the root
+          el.parent = null;
+          this.onElement(el);
+        },
+        onEnd: () => this.onStreamEnd(),
+        onError: (c, t) => this.streamError(c, t),
+      });
+    }
+    this.armTimer();
+  }
+
+  private get log() {
+    return (this.session?.log ?? this.server.log).child({ c2s: this.transport.kind, addr: this.transport.remoteAddress });
+  }
+
+  // ---- input ---------------------------------------------------------------------------
+
+  /** TCP: a chunk of the stream. */
+  onData(data: string): void {
+    if (this.closed) return;
+    this.lastRead = Date.now();
+    this.parser!.write(data);
+  }
+
+  /** WebSocket: one framed element (RFC 7395 §3.3). */
+  onMessage(text: string): void {
+    if (this.closed) return;
+    this.lastRead = Date.now();
+    if (Buffer.byteLength(text, "utf8") > this.settings.maxStanzaSize) {
+      this.streamError("policy-violation", `stanza larger than ${this.settings.maxStanzaSize} bytes`);
+      return;
+    }
+    if (/<!|<\?/.test(text.replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, ""))) {
+      this.streamError("restricted-xml", "DTDs, comments and processing instructions are not allowed");
+      return;
+    }
+    let el: Element;
+    try {
+      el = parse(text);
+    } catch (err) {
+      this.streamError("not-well-formed", (err as Error).message);
+      return;
+    }
+    if (el.name === "open" && el.attrs.xmlns === NS_FRAMING) this.onStreamStart(el.attrs as Record<string, string>);
+    else if (el.name === "close" && el.attrs.xmlns === NS_FRAMING) this.onStreamEnd();
+    else this.onElement(el);
+  }
+
+  /** The transport is gone (socket closed or errored). */
+  onTransportClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.ownsSession()) this.session!.transportLost("connection closed");
+  }
+
+  /** Is this connection (still) the one the session writes to? After a resumption elsewhere it is not. */
+  private ownsSession(): boolean {
+    const s = this.session;
+    if (!s || s.closed) return false;
+    const out = s.output as SessionSink & { transport?: unknown };
+    return out === this || out.transport === this;
+  }
+
+  private onStreamStart(attrs: Record<string, string>): void {
+    const ws = this.transport.kind === "websocket";
+    let host: Host | undefined;
+    try {
+      host = attrs.to ? this.server.hosts.get(parseJid(attrs.to).domain) : undefined;
+    } catch {
+      host = undefined;
+    }
+    if (this.host && host !== this.host) host = undefined; // a restart may not change the host
+    if (!host) {
+      this.host ??= this.server.hosts.values().next().value;
+      this.streamError("host-unknown", "this server does not serve that domain");
+      return;
+    }
+    this.host = host;
+    if (!ws && (attrs.xmlns !== NS_CLIENT || attrs["xmlns:stream"] !== NS_STREAM)) {
+      this.streamError("invalid-namespace", "expected jabber:client and http://etherx.jabber.org/streams");
+      return;
+    }
+    if (attrs.version !== "1.0") {
+      this.streamError("unsupported-version", "only XMPP 1.0 is supported");
+      return;
+    }
+    this.sendHeader();
+    if (!this.session) this.session = host.openUnboundSession(this, { username: "" });
+    this.session.authUser = this.authenticated ? this.session.authUser : undefined;
+    this.write(this.features().toString());
+  }
+
+  private sendHeader(): void {
+    this.streamId = randomBytes(12).toString("base64url");
+    const from = this.host?.name ?? "";
+    if (this.transport.kind === "websocket") {
+      this.write(xml("open", { xmlns: NS_FRAMING, from, id: this.streamId, version: "1.0", "xml:lang": "en" }).toString());
+    } else {
+      this.write(
+        `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAM}' id='${this.streamId}' from='${from}' version='1.0' xml:lang='en'>`,
+      );
+    }
+    this.headerSent = true;
+  }
+
+  private onStreamEnd(): void {
+    // the client closed its stream: a graceful end, never hibernation (XEP-0198 §5)
+    this.finish(undefined);
+  }
+
+  private option<T>(name: string, def: T): T {
+    const v = this.host?.option(name);
+    return v === undefined ? def : (v as T);
+  }
+
+  private mechanisms(): string[] {
+    const secure = this.transport.secure;
+    const out = Object.keys(SCRAM_MECHANISMS);
+    if (secure || this.option("allow_unencrypted_plain_auth", false)) out.push("PLAIN");
+    return out;
+  }
+
+  private mayAuthenticate(): boolean {
+    return this.transport.secure || !this.option("c2s_require_encryption", true);
+  }
+
+  private features(): Element {
+    const host = this.host!;
+    const f = xml("stream:features", this.transport.kind === "websocket" ? { "xmlns:stream": NS_STREAM } : {});
+    if (!this.authenticated) {
+      if (!this.transport.secure && this.transport.canStartTls(host.name)) {
+        const tls = f.c("starttls", { xmlns: NS_TLS });
+        if (this.option("c2s_require_encryption", true)) tls.c("required");
+      }
+      if (this.mayAuthenticate()) {
+        const mechs = this.mechanisms();
+        if (host.isLoaded("saslauth")) {
+          const m = f.c("mechanisms", { xmlns: NS_SASL });
+          for (const name of mechs) m.c("mechanism").t(name);
+        }
+        if (host.isLoaded("sasl2")) {
+          const a = f.c("authentication", { xmlns: NS_SASL2 });
+          for (const name of mechs) a.c("mechanism").t(name);
+          const inline = a.c("inline");
+          if (host.isLoaded("smacks")) inline.c("sm", { xmlns: NS_SM });
+          if (host.isLoaded("bind2")) {
+            const b = inline.c("bind", { xmlns: NS_BIND2 }).c("inline");
+            if (host.isLoaded("smacks")) b.c("feature", { var: NS_SM });
+            if (host.isLoaded("carbons")) b.c("feature", { var: NS_CARBONS });
+          }
+        }
+      }
+    } else if (!this.session?.jid) {
+      f.c("bind", { xmlns: NS_BIND });
+      f.c("session", { xmlns: NS_SESSION }).c("optional");
+      if (host.isLoaded("smacks")) f.c("sm", { xmlns: NS_SM });
+    }
+    return f;
+  }
+
+  private onElement(el: Element): void {
+    if (!this.headerSent || !this.session) {
+      this.streamError("not-authorized", "open the stream first");
+      return;
+    }
+    const ns = el.attrs.xmlns as string | undefined;
+    if (ns === NS_TLS && el.name === "starttls") return void this.startTls();
+    if (ns === NS_SASL) return void this.onSasl(el, false);
+    if (ns === NS_SASL2) return void this.onSasl(el, true);
+    if (!this.authenticated) {
+      this.streamError("not-authorized", "authenticate first");
+      return;
+    }
+    if (!this.session.jid && el.name === "iq" && (ns === undefined || ns === NS_CLIENT)) {
+      const bind = el.getChild("bind", NS_BIND);
+      if (bind && el.attrs.type === "set") return void this.legacyBind(el, bind);
+      if (el.getChild("session", NS_SESSION)) {
+        this.deliverStanza(iqResult(el));
+        return;
+      }
+    }
+    if (this.session.jid && el.name === "iq" && el.attrs.type === "set" && el.getChild("session", NS_SESSION)) {
+      this.deliverStanza(iqResult(el)); // RFC 3921 session: a no-op
+      return;
+    }
+    this.session.receive(el);
+  }
+
+  // ---- STARTTLS ------------------------------------------------------------------------
+  private async startTls(): Promise<void> {
+    const host = this.host!;
+    if (this.transport.secure || this.authenticated || !this.transport.canStartTls(host.name) || !this.transport.startTls) {
+      this.write(xml("failure", { xmlns: NS_TLS }).toString());
+      this.finish(undefined);
+      return;
+    }
+    this.write(xml("proceed", { xmlns: NS_TLS }).toString());
+    this.parser!.reset();
+    this.headerSent = false;
+    try {
+      await this.transport.startTls(host.name);
+    } catch (err) {
+      this.log.info({ err }, "TLS handshake failed");
+      this.closed = true;
+      this.transport.end();
+    }
+  }
+
+  // ---- SASL and SASL2 --------------------------------------------------------------------
+  private async onSasl(el: Element, sasl2: boolean): Promise<void> {
+    const host = this.host!;
+    const start = sasl2 ? "authenticate" : "auth";
+    if (el.name === "abort") {
+      this.sasl = undefined;
+      this.saslFailure(sasl2, "aborted");
+      return;
+    }
+    if (this.authenticated || !host.isLoaded(sasl2 ? "sasl2" : "saslauth")) {
+      this.streamError("policy-violation", "authentication is not available now");
+      return;
+    }
+    if (el.name === start) {
+      if (!this.mayAuthenticate()) {
+        this.saslFailure(sasl2, "encryption-required", "use STARTTLS first");
+        return;
+      }
+      const mechanism = el.attrs.mechanism as string;
+      if (!this.mechanisms().includes(mechanism)) {
+        this.saslFailure(sasl2, mechanism === "PLAIN" ? "encryption-required" : "invalid-mechanism");
+        return;
+      }
+      const state: SaslState = { sasl2, mechanism };
+      if (sasl2) {
+        state.request = el;
+        const ua = el.getChild("user-agent");
+        if (ua) {
+          const id = ua.attrs.id as string | undefined;
+          if (id !== undefined && !UUID.test(id)) {
+            this.saslFailure(true, "malformed-request", "the user-agent id must be a UUID");
+            return;
+          }
+          if (id !== undefined) state.clientId = id.toLowerCase();
+        }
+      }
+      const hash = SCRAM_MECHANISMS[mechanism];
+      if (hash) {
+        const accounts = new Accounts(host);
+        state.scram = new ScramServer(hash, (user) => {
+          const local = this.nodeprep(user);
+          return local === undefined ? undefined : accounts.credentials(local, hash);
+        });
+      }
+      this.sasl = state;
+      const initial = sasl2 ? el.getChildText("initial-response") : el.getText();
+      if (initial === null || initial === undefined || (!sasl2 && initial === "")) {
+        if (state.scram || initial === null || initial === undefined) {
+          this.challenge("");
+          return;
+        }
+      }
+      await this.saslStep(initial === "=" ? "" : (initial ?? ""));
+      return;
+    }
+    if (el.name === "response") {
+      if (!this.sasl) {
+        this.saslFailure(sasl2, "malformed-request", "no authentication in progress");
+        return;
+      }
+      await this.saslStep(el.getText());
+      return;
+    }
+    this.streamError("unsupported-stanza-type", `unexpected <${el.name}/>`);
+  }
+
+  private nodeprep(user: string): string | undefined {
+    try {
+      const j = parseJid(`${user}@${this.host!.name}`);
+      return j.local;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async saslStep(b64: string): Promise<void> {
+    const st = this.sasl!;
+    let message: string;
+    try {
+      message = Buffer.from(b64.trim(), "base64").toString("utf8");
+      if (b64.trim() !== "" && Buffer.from(message, "utf8").toString("base64").replace(/=+$/, "") !== b64.trim().replace(/=+$/, "")) {
+        throw new Error("bad base64");
+      }
+    } catch {
+      this.saslFailure(st.sasl2, "incorrect-encoding");
+      return;
+    }
+    if (st.scram) {
+      const step: ScramStep = st.scram.step(message);
+      if (step.kind === "challenge") this.challenge(Buffer.from(step.data).toString("base64"));
+      else if (step.kind === "failure") await this.authFailed(st, step.condition, step.text, undefined);
+      else await this.authSucceeded(st, step.username, Buffer.from(step.data).toString("base64"));
+      return;
+    }
+    // PLAIN (RFC 4616): authzid NUL authcid NUL passwd
+    const parts = message.split("\u0000");
+    if (parts.length !== 3 || parts[1] === "" || parts[2] === "") {
+      this.saslFailure(st.sasl2, "malformed-request");
+      return;
+    }
+    const [authzid, authcid, password] = parts as [string, string, string];
+    const user = this.nodeprep(authcid);
+    if (authzid !== "" && authzid !== authcid && authzid !== `${user}@${this.host!.name}`) {
+      this.saslFailure(st.sasl2, "invalid-authzid");
+      return;
+    }
+    const ok = user !== undefined && (await new Accounts(this.host!).verify(user, password));
+    if (this.closed) return;
+    if (ok) await this.authSucceeded(st, user!, undefined);
+    else await this.authFailed(st, "not-authorized", undefined, user ?? authcid);
+  }
+
+  private challenge(b64: string): void {
+    const ns = this.sasl!.sasl2 ? NS_SASL2 : NS_SASL;
+    this.write(xml("challenge", { xmlns: ns }, b64).toString());
+  }
+
+  private saslFailure(sasl2: boolean, condition: string, text?: string): void {
+    this.sasl = undefined;
+    const f = xml("failure", { xmlns: sasl2 ? NS_SASL2 : NS_SASL }, xml(condition, { xmlns: NS_SASL }));
+    if (text) f.c("text").t(text);
+    this.write(f.toString());
+  }
+
+  private async authFailed(st: SaslState, condition: string, text: string | undefined, user: string | undefined): Promise<void> {
+    const key = user ?? "";
+    const delay = this.settings.failures.failed(this.host!.name, key, this.transport.remoteAddress);
+    this.log.info({ user: key, delayMs: delay }, "authentication failed");
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    if (this.closed) return;
+    this.saslFailure(st.sasl2, condition, text);
+  }
+
+  private async authSucceeded(st: SaslState, user: string, additional: string | undefined): Promise<void> {
+    const host = this.host!;
+    if (!host.userExists(user)) {
+      await this.authFailed(st, "not-authorized", undefined, user);
+      return;
+    }
+    this.settings.failures.succeeded(host.name, user, this.transport.remoteAddress);
+    this.sasl = undefined;
+    this.authenticated = true;
+    const session = this.session!;
+    session.authUser = user;
+    if (st.clientId !== undefined) session.clientId = st.clientId;
+    this.log.info({ user, mechanism: st.mechanism, sasl2: st.sasl2 }, "authenticated");
+    if (!st.sasl2) {
+      this.write(xml("success", { xmlns: NS_SASL }, additional ?? "").toString());
+      this.parser?.reset(); // RFC 6120 §6.4.6: the stream restarts
+      this.headerSent = false;
+      return;
+    }
+    // SASL2: inline resumption or Bind 2, inside <success/>; no stream restart
+    const success = xml("success", { xmlns: NS_SASL2 });
+    if (additional) success.c("additional-data").t(additional);
+    const req = st.request!;
+    this.capture = { nonzas: [], stanzas: [] };
+    let resumed = false;
+    const resume = req.getChild("resume", NS_SM);
+    if (resume && host.isLoaded("smacks")) {
+      session.receive(resume);
+      const answer = this.capture.nonzas.find((n) => n.name === "resumed" || n.name === "failed");
+      if (answer) success.cnode(answer);
+      resumed = answer?.name === "resumed";
+    }
+    const bindReq = req.getChild("bind", NS_BIND2);
+    let bound: Element | undefined;
+    if (!resumed && bindReq && host.isLoaded("bind2")) {
+      const tag = bindReq.getChildText("tag");
+      const resource = `${(tag ?? "mamkit").replace(/[^\w.-]/g, "").slice(0, 32) || "mamkit"}-${randomBytes(4).toString("hex")}`;
+      host.bind(session, user, resource);
+      bound = xml("bound", { xmlns: NS_BIND2 });
+      const smEnable = bindReq.getChild("enable", NS_SM);
+      if (smEnable && host.isLoaded("smacks")) {
+        this.capture.nonzas.length = 0;
+        session.receive(smEnable);
+        for (const n of this.capture.nonzas) if (n.name === "enabled" || n.name === "failed") bound.cnode(n);
+      }
+      if (bindReq.getChild("enable", NS_CARBONS) && host.isLoaded("carbons")) session.data.set("carbons", true);
+    }
+    const current = this.session!;
+    success.c("authorization-identifier").t(current.jid?.full ?? `${user}@${host.name}`);
+    if (bound) success.cnode(bound);
+    const held = this.capture;
+    this.capture = undefined;
+    this.write(success.toString());
+    for (const s of held.stanzas) this.deliverStanza(s);
+    if (!current.jid) this.write(this.features().toString());
+  }
+
+  // ---- legacy resource binding (RFC 6120 §7) ---------------------------------------------
+  private legacyBind(iq: Element, bind: Element): void {
+    const host = this.host!;
+    const session = this.session!;
+    const requested = bind.getChildText("resource")?.trim();
+    const resource = requested || `mamkit-${randomBytes(4).toString("hex")}`;
+    try {
+      host.bind(session, session.authUser!, resource);
+    } catch {
+      this.deliverStanza(errorReply(iq, "modify", "bad-request", "invalid resource"));
+      return;
+    }
+    this.deliverStanza(iqResult(iq, xml("bind", { xmlns: NS_BIND }, xml("jid", {}, session.jid!.full))));
+  }
+
+  // ---- output (SessionSink) --------------------------------------------------------------
+  deliver(stanza: Element, session: Session): void {
+    if (this.capture) {
+      this.capture.stanzas.push(stanza);
+      return;
+    }
+    this.session = session;
+    this.deliverStanza(stanza);
+  }
+
+  private deliverStanza(stanza: Element): void {
+    if (this.closed) return;
+    if (this.transport.kind === "websocket" && stanza.attrs.xmlns === undefined) {
+      stanza.attrs.xmlns = NS_CLIENT;
+      const text = stanza.toString();
+      delete stanza.attrs.xmlns;
+      this.write(text);
+    } else {
+      this.write(stanza.toString());
+    }
+  }
+
+  deliverNonza(el: Element, session: Session): void {
+    if (el.name === "resumed") this.session = session; // XEP-0198: this connection now carries the resumed session
+    if (this.capture && el.name !== "stream:error") {
+      this.capture.nonzas.push(el);
+      return;
+    }
+    if (el.name === "stream:error") {
+      this.streamError(el);
+      return;
+    }
+    this.write(el.toString());
+  }
+
+  close(reason: string | undefined): void {
+    this.finish(reason === "system-shutdown" ? "system-shutdown" : undefined);
+  }
+
+  /** Sends a stream error (RFC 6120 §4.9) and closes the stream. */
+  streamError(condition: string | Element, text?: string): void {
+    if (this.closed) return;
+    if (!this.headerSent) this.sendHeader();
+    let err: Element;
+    if (typeof condition === "string") {
+      err = xml("stream:error", {}, xml(condition, { xmlns: NS_STREAMS }));
+      if (text) err.c("text", { xmlns: NS_STREAMS }).t(text);
+      this.log.info({ condition, text }, "stream error");
+    } else err = condition;
+    if (this.transport.kind === "websocket") err.attrs["xmlns:stream"] = NS_STREAM;
+    this.write(err.toString());
+    this.finish(undefined, true);
+  }
+
+  private finish(errorCondition: string | undefined, errorSent = false): void {
+    if (this.closed) return;
+    if (errorCondition && !errorSent) {
+      this.streamError(errorCondition);
+      return;
+    }
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.headerSent) this.write(this.transport.kind === "websocket" ? xml("close", { xmlns: NS_FRAMING }).toString() : "</stream:stream>", true);
+    this.transport.end();
+    if (this.ownsSession()) this.session!.close(errorCondition ?? "stream closed");
+  }
+
+  private write(data: string, evenIfClosed = false): void {
+    if (this.closed && !evenIfClosed) return;
+    this.transport.write(data);
+  }
+
+  // ---- timeouts --------------------------------------------------------------------------
+  private armTimer(): void {
+    const authTimeout = Number(this.server.config.global.c2s_timeout ?? 300) * 1000;
+    const readTimeout = Number(this.server.config.global.c2s_read_timeout ?? 840) * 1000;
+    const opened = Date.now();
+    const tick = () => {
+      if (this.closed) return;
+      const now = Date.now();
+      if (!this.authenticated && now - opened >= authTimeout) {
+        this.streamError("connection-timeout", "no authentication in time");
+        return;
+      }
+      if (now - this.lastRead >= readTimeout) {
+        // as Prosody: an idle established stream gets a whitespace keepalive
+        this.lastRead = now;
+        this.write(" ");
+      }
+      this.timer = setTimeout(tick, Math.min(authTimeout, readTimeout, 30_000));
+      this.timer.unref?.();
+    };
+    this.timer = setTimeout(tick, Math.min(authTimeout, readTimeout, 30_000));
+    this.timer.unref?.();
+  }
+}

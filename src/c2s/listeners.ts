@@ -1,0 +1,189 @@
+// Network listeners: client-to-server TCP (with STARTTLS) and WebSocket
+// (RFC 7395 at /xmpp-websocket), on the configured interfaces and ports.
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { dirname } from "node:path";
+import { StringDecoder } from "node:string_decoder";
+import { TLSSocket } from "node:tls";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { Server } from "../core/server.js";
+import { C2sConnection, type C2sSettings, type C2sTransport } from "./connection.js";
+import { FailureTracker } from "./failures.js";
+import { TlsProvider } from "./tls.js";
+
+export const DEFAULT_STANZA_SIZE_LIMIT = 256 * 1024;
+
+export interface Listening {
+  /** Bound addresses, e.g. to learn an ephemeral port. */
+  readonly c2s: AddressInfo[];
+  readonly websocket: AddressInfo[];
+  /** Closes every stream with `system-shutdown` and stops listening. */
+  close(): Promise<void>;
+}
+
+class TcpTransport implements C2sTransport {
+  readonly kind = "tcp" as const;
+  secure = false;
+  private socket: Socket;
+  private decoder = new StringDecoder("utf8");
+  conn!: C2sConnection;
+
+  constructor(
+    private readonly raw: Socket,
+    private readonly tls: TlsProvider,
+  ) {
+    this.socket = raw;
+    raw.setNoDelay(true); // no Nagle: a MAM page must not wait for the peer's delayed ACK
+    raw.on("data", this.onData);
+  }
+
+  get remoteAddress(): string {
+    return this.raw.remoteAddress ?? "";
+  }
+
+  private onData = (buf: Buffer) => this.conn.onData(this.decoder.write(buf));
+
+  canStartTls(host: string): boolean {
+    return this.tls.has(host);
+  }
+
+  startTls(host: string): Promise<void> {
+    this.raw.off("data", this.onData);
+    const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.tls.context(host)! });
+    this.socket = secure;
+    this.decoder = new StringDecoder("utf8");
+    secure.on("data", this.onData);
+    secure.on("error", () => secure.destroy());
+    return new Promise((resolve, reject) => {
+      secure.once("secure", () => {
+        this.secure = true;
+        resolve();
+      });
+      secure.once("error", reject);
+    });
+  }
+
+  write(data: string): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(data);
+  }
+
+  end(): void {
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+}
+
+class WsTransport implements C2sTransport {
+  readonly kind = "websocket" as const;
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remoteAddress: string,
+    readonly secure: boolean,
+  ) {}
+  canStartTls(): boolean {
+    return false;
+  }
+  write(data: string): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(data);
+  }
+  end(): void {
+    this.ws.close(1000);
+  }
+}
+
+/** Starts the c2s and WebSocket listeners of the config (ports 0 pick free ports). */
+export async function listen(server: Server): Promise<Listening> {
+  const g = server.config.global;
+  const interfaces = (g.interfaces as string[] | undefined) ?? ["127.0.0.1"];
+  const c2sPorts = (g.c2s_ports as number[] | undefined) ?? [5222];
+  const wsPorts = (g.websocket_ports as number[] | undefined) ?? [5280];
+  const dataDir = server.config.storage.driver === "sqlite" ? dirname(server.config.storage.database) : "data";
+  const tls = await TlsProvider.load(server, dataDir);
+  const settings: C2sSettings = {
+    maxStanzaSize: (g.c2s_stanza_size_limit as number | undefined) ?? DEFAULT_STANZA_SIZE_LIMIT,
+    failures: new FailureTracker(),
+  };
+  const connections = new Set<C2sConnection>();
+  const track = (conn: C2sConnection, onClose: (fn: () => void) => void) => {
+    connections.add(conn);
+    onClose(() => {
+      connections.delete(conn);
+      conn.onTransportClosed();
+    });
+  };
+
+  const netServers: NetServer[] = [];
+  const httpServers: HttpServer[] = [];
+  const bindAddr = (i: string) => (i === "*" ? "0.0.0.0" : i);
+
+  for (const port of c2sPorts) {
+    for (const iface of interfaces) {
+      const ns = createNetServer((socket) => {
+        const t = new TcpTransport(socket, tls);
+        const conn = new C2sConnection(server, t, settings);
+        t.conn = conn;
+        socket.on("error", () => socket.destroy());
+        track(conn, (fn) => socket.once("close", fn));
+      });
+      await new Promise<void>((resolve, reject) => {
+        ns.once("error", reject);
+        ns.listen(port, bindAddr(iface), () => resolve());
+      });
+      netServers.push(ns);
+    }
+  }
+
+  const wsSecure = g.consider_websocket_secure === true;
+  for (const port of wsPorts) {
+    for (const iface of interfaces) {
+      const http = createHttpServer((_req, res) => {
+        res.writeHead(404, { "content-type": "text/plain" }).end("XMPP over WebSocket is at /xmpp-websocket\n");
+      });
+      const wss = new WebSocketServer({
+        server: http,
+        path: "/xmpp-websocket",
+        maxPayload: settings.maxStanzaSize + 1024,
+        handleProtocols: (protocols) => (protocols.has("xmpp") ? "xmpp" : false),
+      });
+      wss.on("connection", (ws, req) => {
+        if (ws.protocol !== "xmpp") {
+          ws.close(1002, "the xmpp subprotocol is required");
+          return;
+        }
+        const t = new WsTransport(ws, req.socket.remoteAddress ?? "", wsSecure);
+        req.socket.setNoDelay(true);
+        const conn = new C2sConnection(server, t, settings);
+        ws.on("message", (data, isBinary) => {
+          if (isBinary) conn.streamError("unsupported-encoding", "text frames only");
+          else conn.onMessage(data.toString());
+        });
+        ws.on("error", () => ws.terminate());
+        track(conn, (fn) => ws.once("close", fn));
+      });
+      await new Promise<void>((resolve, reject) => {
+        http.once("error", reject);
+        http.listen(port, bindAddr(iface), () => resolve());
+      });
+      httpServers.push(http);
+    }
+  }
+
+  const c2s = netServers.map((s) => s.address() as AddressInfo);
+  const websocket = httpServers.map((s) => s.address() as AddressInfo);
+  server.log.info({ c2s, websocket }, "listening");
+  return {
+    c2s,
+    websocket,
+    async close() {
+      for (const conn of [...connections]) conn.close("system-shutdown");
+      await Promise.all([
+        ...netServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
+        ...httpServers.map((s) => {
+          s.closeAllConnections?.();
+          return new Promise<void>((r) => s.close(() => r()));
+        }),
+      ]);
+    },
+  };
+}
