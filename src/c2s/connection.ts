@@ -11,7 +11,7 @@ import { Accounts } from "../auth/accounts.js";
 import { SCRAM_MECHANISMS, ScramServer, type ScramStep } from "../auth/scram.js";
 import { parseJid } from "../xmpp/jid.js";
 import { NS_STREAMS, type Session, type SessionSink } from "../xmpp/session.js";
-import { errorReply, iqResult, NS_CLIENT, NS_STANZAS } from "../xmpp/stanza.js";
+import { errorReply, iqResult, NS_CLIENT } from "../xmpp/stanza.js";
 import { XmlStreamParser } from "./xml-stream.js";
 import type { FailureTracker } from "./failures.js";
 import parse from "ltx/lib/parse.js";
@@ -470,8 +470,12 @@ export class C2sConnection implements SessionSink {
     if (bound) success.cnode(bound);
     const held = this.capture;
     this.capture = undefined;
-    this.write(success.toString());
-    for (const s of held.stanzas) this.deliverStanza(s);
+    // <success/> and the stanzas a resumption sends again go out in one write:
+    // COMPAT: @xmpp/client 0.14 handles <success/> asynchronously and replaces
+    // its parser meanwhile, so stanzas arriving in a later TCP/TLS read after
+    // it are misparsed (seen with a 2-record write). One write keeps them in
+    // the chunk it parses synchronously, as Prosody's buffered writes do.
+    this.write(success.toString() + held.stanzas.map((st) => this.serialize(st)).join(""));
     if (!current.jid) this.write(this.features().toString());
   }
 
@@ -501,15 +505,16 @@ export class C2sConnection implements SessionSink {
   }
 
   private deliverStanza(stanza: Element): void {
-    if (this.closed) return;
-    if (this.transport.kind === "websocket" && stanza.attrs.xmlns === undefined) {
-      stanza.attrs.xmlns = NS_CLIENT;
-      const text = stanza.toString();
-      delete stanza.attrs.xmlns;
-      this.write(text);
-    } else {
-      this.write(stanza.toString());
-    }
+    if (!this.closed) this.write(this.serialize(stanza));
+  }
+
+  /** WebSocket frames carry the stanza namespace themselves (RFC 7395 §3.3.3). */
+  private serialize(stanza: Element): string {
+    if (this.transport.kind !== "websocket" || stanza.attrs.xmlns !== undefined) return stanza.toString();
+    stanza.attrs.xmlns = NS_CLIENT;
+    const text = stanza.toString();
+    delete stanza.attrs.xmlns;
+    return text;
   }
 
   deliverNonza(el: Element, session: Session): void {

@@ -1,0 +1,76 @@
+// A real server on 127.0.0.1 with ephemeral ports and a SQLite file, for
+// end-to-end tests with @xmpp/client.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WebSocket } from "ws";
+import { client, type Client } from "@xmpp/client";
+import { Accounts } from "../../src/auth/accounts.js";
+import { createLogger } from "../../src/core/logger.js";
+import { Server } from "../../src/core/server.js";
+import { listen, type Listening } from "../../src/c2s/listeners.js";
+
+// @xmpp/websocket uses the global WebSocket, which Node 20 lacks
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+
+export interface Running {
+  server: Server;
+  listening: Listening;
+  tcp: string;
+  ws: string;
+  stop(): Promise<void>;
+}
+
+export const MODULES = ["saslauth", "sasl2", "bind2", "disco", "ping", "smacks", "carbons", "mam"];
+
+export async function startServer(extra: Record<string, unknown> = {}): Promise<Running> {
+  const dir = mkdtempSync(join(tmpdir(), "mamkit-e2e-"));
+  const server = new Server({
+    config: {
+      storage: { driver: "sqlite", database: join(dir, "db.sqlite") },
+      interfaces: ["127.0.0.1"],
+      c2s_ports: [0],
+      websocket_ports: [0],
+      c2s_require_encryption: false,
+      modules_enabled: MODULES,
+      hosts: { localhost: {}, "legacy.localhost": { modules_disabled: ["sasl2", "bind2"] } },
+      ...extra,
+    },
+    logger: createLogger({ level: (process.env.MAMKIT_TEST_LOG as "debug") ?? "silent" }),
+  });
+  const listening = await listen(server);
+  for (const [host, users] of [["localhost", ["alice", "bob"]], ["legacy.localhost", ["carol"]]] as const) {
+    const accounts = new Accounts(server.host(host));
+    for (const u of users) await accounts.create(u, `${u}-password`);
+  }
+  return {
+    server,
+    listening,
+    tcp: `xmpp://127.0.0.1:${listening.c2s[0]!.port}`,
+    ws: `ws://127.0.0.1:${listening.websocket[0]!.port}/xmpp-websocket`,
+    async stop() {
+      await listening.close();
+      server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function newClient(service: string, username: string, domain = "localhost", extra: Record<string, unknown> = {}): Client {
+  const c = client({ service, domain, username, password: `${username}-password`, ...extra });
+  c.on("error", () => {}); // errors are asserted where they matter
+  return c;
+}
+
+export function waitFor<T>(fn: () => T | undefined, timeoutMs = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      const v = fn();
+      if (v !== undefined && v !== false) return resolve(v);
+      if (Date.now() - start > timeoutMs) return reject(new Error("timed out waiting"));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
