@@ -1,0 +1,153 @@
+// The c2s stream over a raw TCP socket: stream errors, encryption policy,
+// SASL details, timeouts, shutdown.
+import { connect, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Running, startServer } from "../e2e/helpers.js";
+
+let run: Running | undefined;
+afterEach(async () => {
+  await run?.stop();
+  run = undefined;
+});
+
+class Raw {
+  private buf = "";
+  private readonly socket: Socket;
+  closed = false;
+  constructor(port: number) {
+    this.socket = connect(port, "127.0.0.1");
+    this.socket.setEncoding("utf8");
+    this.socket.on("data", (d: string) => {
+      this.buf += d;
+    });
+    this.socket.on("close", () => {
+      this.closed = true;
+    });
+  }
+  send(s: string): void {
+    this.socket.write(s);
+  }
+  /** Waits until the received text matches, and returns all of it so far. */
+  async until(re: RegExp, ms = 3000): Promise<string> {
+    const start = Date.now();
+    while (!re.test(this.buf)) {
+      if (Date.now() - start > ms) throw new Error(`timed out waiting for ${re}; got: ${this.buf.slice(-500)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.buf;
+  }
+  async waitClosed(ms = 3000): Promise<void> {
+    const start = Date.now();
+    while (!this.closed) {
+      if (Date.now() - start > ms) throw new Error("socket not closed");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  end(): void {
+    this.socket.destroy();
+  }
+}
+
+const header = (to = "localhost", extra = "version='1.0'") =>
+  `<?xml version='1.0'?><stream:stream to='${to}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' ${extra}>`;
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+async function open(extra: Record<string, unknown> = {}) {
+  run = await startServer(extra);
+  return new Raw(run.listening.c2s[0]!.port);
+}
+
+describe("c2s stream", () => {
+  it.each([
+    ["an unknown host", header("elsewhere.example"), "host-unknown"],
+    ["a wrong namespace", "<stream:stream to='localhost' xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", "invalid-namespace"],
+    ["no version", header("localhost", ""), "unsupported-version"],
+    ["a DOCTYPE", `${header()}<!DOCTYPE x [<!ENTITY a 'b'>]>`, "restricted-xml"],
+    ["a processing instruction", `${header()}<?php echo 1; ?>`, "restricted-xml"],
+    ["broken XML", `${header()}<message><body></message>`, "not-well-formed"],
+    ["a stanza before authentication", `${header()}<message to='bob@localhost'><body>hi</body></message>`, "not-authorized"],
+  ])("answers %s with a stream error and closes", async (_what, input, condition) => {
+    const c = await open();
+    c.send(input);
+    const text = await c.until(new RegExp(`<${condition} xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>`));
+    expect(text).toMatch(/^<\?xml version='1.0'\?><stream:stream /); // the header comes first, even for errors
+    await c.until(/<\/stream:stream>$/);
+    await c.waitClosed();
+  });
+
+  it("with c2s_require_encryption (the default), offers only STARTTLS before TLS and refuses <auth/>", async () => {
+    const c = await open({ c2s_require_encryption: true });
+    c.send(header());
+    const features = await c.until(/<\/stream:features>/);
+    expect(features).toContain('<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"><required/></starttls>');
+    expect(features).not.toContain("mechanism");
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
+    await c.until(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><encryption-required/);
+    c.end();
+  });
+
+  it("offers PLAIN on an unencrypted connection only with allow_unencrypted_plain_auth", async () => {
+    let c = await open();
+    c.send(header());
+    expect(await c.until(/<\/stream:features>/)).not.toContain("<mechanism>PLAIN</mechanism>");
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
+    await c.until(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><encryption-required/);
+    c.end();
+    await run!.stop();
+    c = await open({ allow_unencrypted_plain_auth: true });
+    c.send(header());
+    expect(await c.until(/<\/stream:features>/)).toContain("<mechanism>PLAIN</mechanism>");
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
+    await c.until(/<success xmlns="urn:ietf:params:xml:ns:xmpp-sasl"/);
+    // the stream restarts; then legacy binding with the RFC 3921 session no-op
+    c.send(header());
+    expect(await c.until(/<bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"\/>/)).toContain('<sm xmlns="urn:xmpp:sm:3"/>');
+    c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>");
+    await c.until(/<jid>alice@localhost\/raw<\/jid>/);
+    c.send("<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+    await c.until(/<iq type="result" id="s"/);
+    c.end();
+  });
+
+  it("refuses a SASL2 user-agent id that is not a UUID", async () => {
+    const c = await open({ allow_unencrypted_plain_auth: true });
+    c.send(header());
+    await c.until(/<\/stream:features>/);
+    c.send(
+      `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${b64("\0alice\0alice-password")}</initial-response><user-agent id='my-phone'/></authenticate>`,
+    );
+    await c.until(/<failure xmlns="urn:xmpp:sasl:2"><malformed-request xmlns="urn:ietf:params:xml:ns:xmpp-sasl"\/><text>the user-agent id must be a UUID/);
+    c.end();
+  });
+
+  it("answers wrong passwords with not-authorized, more and more slowly", async () => {
+    const c = await open({ allow_unencrypted_plain_auth: true });
+    c.send(header());
+    await c.until(/<\/stream:features>/);
+    const times: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const t0 = Date.now();
+      c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0nope")}</auth>`);
+      await c.until(new RegExp(`(<not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-sasl"/></failure>[^]*){${i + 1}}`), 5000);
+      times.push(Date.now() - t0);
+    }
+    expect(times[3]!).toBeGreaterThanOrEqual(240); // the third failure is free of delay, the fourth waits
+    c.end();
+  });
+
+  it("closes an unauthenticated stream after c2s_timeout with connection-timeout", async () => {
+    const c = await open({ c2s_timeout: 1 });
+    c.send(header());
+    await c.until(/<connection-timeout xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 40_000);
+    await c.waitClosed();
+  }, 45_000);
+
+  it("closes every stream with system-shutdown when the server stops", async () => {
+    const c = await open();
+    c.send(header());
+    await c.until(/<\/stream:features>/);
+    await run!.listening.close();
+    await c.until(/<system-shutdown xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+    await c.waitClosed();
+  });
+});
