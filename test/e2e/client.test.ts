@@ -1,6 +1,12 @@
 // End to end: the real server on 127.0.0.1 (ephemeral ports, SQLite file)
 // and a real client library, @xmpp/client 0.14, over TCP and WebSocket.
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listen } from "../../src/c2s/listeners.js";
+import { createLogger } from "../../src/core/logger.js";
+import { Server } from "../../src/core/server.js";
 import { xml } from "@xmpp/xml";
 import type { Client } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";
@@ -169,5 +175,49 @@ describe("end to end with @xmpp/client", () => {
     await alice.write("<message><body>oops</bod></message>");
     await waitFor(() => errors.find((e) => e.condition === "not-well-formed"));
     await alice.stop().catch(() => {});
+  });
+});
+
+describe("the database Prosody 0.12.3 wrote, served to @xmpp/client", () => {
+  it("logs romeo in with his Prosody password (SCRAM-SHA-1) and serves his archive", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mamkit-prosody-e2e-"));
+    const db = join(dir, "prosody.sqlite");
+    copyFileSync(new URL("../fixtures/prosody-0.12.3-sample.sqlite", import.meta.url), db);
+    const server = new Server({
+      config: {
+        storage: { driver: "sqlite", database: db },
+        c2s_ports: [0],
+        websocket_ports: [],
+        c2s_require_encryption: false,
+        modules_enabled: ["saslauth", "sasl2", "bind2", "smacks", "mam"],
+        archive_expires_after: "never",
+        hosts: { "shakespeare.example": {} },
+      },
+      logger: createLogger({ level: "silent" }),
+    });
+    const l = await listen(server);
+    try {
+      const romeo = newClient(`xmpp://127.0.0.1:${l.c2s[0]!.port}`, "romeo", "shakespeare.example", { password: "o-romeo-romeo" });
+      const results: Element[] = [];
+      romeo.on("stanza", (s: Element) => {
+        if (s.getChild("result", "urn:xmpp:mam:2")) results.push(s);
+      });
+      await romeo.start();
+      const fin = await romeo.iqCaller.request(
+        xml("iq", { type: "set" }, xml("query", { xmlns: "urn:xmpp:mam:2" }, xml("set", { xmlns: "http://jabber.org/protocol/rsm" }, xml("max", {}, "5")))),
+      );
+      expect(fin.getChild("fin")!.getChild("set")!.getChildText("count")).toBe("89");
+      expect(results[0]!.getChild("result")!.attrs.id).toBe("cc454548-b164-4ab4-b2f8-dd464dbb776d");
+      await romeo.stop();
+      const wrong = newClient(`xmpp://127.0.0.1:${l.c2s[0]!.port}`, "juliet", "shakespeare.example", { password: "o-romeo-romeo" });
+      wrong.reconnect.stop();
+      const err = await wrong.start().then(() => undefined, (e: { condition?: string }) => e);
+      expect(err?.condition).toBe("not-authorized");
+      await wrong.stop().catch(() => {});
+    } finally {
+      await l.close();
+      server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
