@@ -27,7 +27,7 @@ describe("mamkit check", () => {
   it("accepts config.example.json", () => {
     const r = mamkit("check", "--config", "config.example.json");
     expect(r.err).toBe("");
-    expect(r.out).toMatch(/config.example.json: OK — hosts: localhost \(auth_internal_hashed, saslauth, sasl2, bind2, disco, ping, smacks, carbons, mam\)/);
+    expect(r.out).toMatch(/config.example.json: OK — hosts: localhost \(auth_internal_hashed, saslauth, sasl2, bind2, roster, presence, disco, ping, smacks, carbons, mam\)/);
     expect(r.code).toBe(0);
   });
 
@@ -40,7 +40,7 @@ describe("mamkit check", () => {
   it("exits non-zero for an unknown module, listing the known ones", () => {
     const r = mamkit("check", "-c", config("unknown.json", { modules_enabled: ["mam_typo"], hosts: { x: {} } }));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/unknown module "mam_typo"; known modules: auth_internal_hashed, bind2, carbons, disco, mam, ping, sasl2, saslauth, smacks/);
+    expect(r.err).toMatch(/unknown module "mam_typo"; known modules: auth_internal_hashed, bind2, carbons, disco, mam, ping, presence, roster, sasl2, saslauth, smacks/);
   });
 
   it("exits non-zero for a file that is not JSON, naming it", () => {

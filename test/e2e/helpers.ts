@@ -21,7 +21,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export const MODULES = ["saslauth", "sasl2", "bind2", "disco", "ping", "smacks", "carbons", "mam"];
+export const MODULES = ["saslauth", "sasl2", "bind2", "roster", "presence", "disco", "ping", "smacks", "carbons", "mam"];
 
 export async function startServer(extra: Record<string, unknown> = {}): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), "mamkit-e2e-"));

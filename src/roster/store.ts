@@ -1,0 +1,68 @@
+// Rosters as Prosody stores them (keyval store `roster`): one key per contact
+// JID → { subscription, name?, groups: { [group]: true }, ask? }, and under the
+// key `false` the roster's metadata { version, pending: { [jid]: true } }
+// (pending = inbound subscription requests not answered yet).
+import type { Host } from "../core/host.js";
+import { type KeyvalData, NON_STRING_KEYS } from "../storage/types.js";
+
+export type Subscription = "none" | "to" | "from" | "both";
+
+export interface RosterItem {
+  subscription: Subscription;
+  name?: string;
+  groups: Record<string, true>;
+  ask?: "subscribe";
+}
+
+export interface RosterMeta {
+  version: number;
+  pending: Record<string, true>;
+}
+
+export interface Roster {
+  items: Map<string, RosterItem>;
+  meta: RosterMeta;
+}
+
+const SUBS = new Set(["none", "to", "from", "both"]);
+
+export function loadRoster(host: Host, user: string): Roster {
+  const data = host.openStore("roster", "keyval").get(user);
+  const items = new Map<string, RosterItem>();
+  let meta: RosterMeta = { version: 0, pending: {} };
+  if (data) {
+    for (const [jid, v] of Object.entries(data)) {
+      if (typeof v !== "object" || v === null) continue;
+      const r = v as Partial<RosterItem>;
+      const item: RosterItem = {
+        subscription: SUBS.has(r.subscription as string) ? (r.subscription as Subscription) : "none",
+        groups: typeof r.groups === "object" && r.groups !== null ? { ...r.groups } : {},
+      };
+      if (typeof r.name === "string") item.name = r.name;
+      if (r.ask === "subscribe") item.ask = "subscribe";
+      items.set(jid, item);
+    }
+    const m = data[NON_STRING_KEYS]?.get(false) as Partial<RosterMeta> | undefined;
+    if (m) meta = { version: Number(m.version) || 0, pending: { ...(m.pending ?? {}) } };
+  }
+  return { items, meta };
+}
+
+/** Saves the roster with a new version; returns the version. */
+export function saveRoster(host: Host, user: string, roster: Roster): number {
+  roster.meta.version++;
+  const data: KeyvalData = { [NON_STRING_KEYS]: new Map<unknown, unknown>([[false, roster.meta]]) };
+  for (const [jid, item] of roster.items) data[jid] = item;
+  host.openStore("roster", "keyval").set(user, data);
+  return roster.meta.version;
+}
+
+/** Does `user` let `contact` see their presence (subscription from/both)? */
+export function sharesPresenceWith(item: RosterItem | undefined): boolean {
+  return item?.subscription === "from" || item?.subscription === "both";
+}
+
+/** Is `user` subscribed to `contact`'s presence (subscription to/both)? */
+export function subscribedTo(item: RosterItem | undefined): boolean {
+  return item?.subscription === "to" || item?.subscription === "both";
+}

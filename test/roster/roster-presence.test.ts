@@ -1,0 +1,121 @@
+// Roster (RFC 6121 §2) and presence subscriptions and broadcast (§3–4).
+import { afterEach, describe, expect, it } from "vitest";
+import type { Element } from "@xmpp/xml";
+import { createTestServer, type FakeClient, type TestServer } from "../../src/testing/index.js";
+import { NON_STRING_KEYS } from "../../src/storage/types.js";
+import { xml } from "../../src/xmpp/stanza.js";
+
+const NS = "jabber:iq:roster";
+let t: TestServer | undefined;
+afterEach(() => {
+  t?.stop();
+  t = undefined;
+});
+
+async function roster(c: FakeClient, ver?: string) {
+  const r = await c.request(xml("iq", { type: "get" }, xml("query", ver === undefined ? { xmlns: NS } : { xmlns: NS, ver })));
+  return r.getChild("query", NS);
+}
+const items = (q: Element | undefined) =>
+  (q?.getChildren("item") ?? []).map((i) => ({ ...i.attrs, groups: i.getChildren("group").map((g) => g.getText()) }));
+const pushes = (c: FakeClient) =>
+  c.take().filter((s) => s.name === "iq" && s.attrs.type === "set" && s.getChild("query", NS)).map((s) => items(s.getChild("query", NS))[0]);
+const presences = (c: FakeClient) => c.take().filter((s) => s.name === "presence").map((p) => `${p.attrs.type ?? "available"} from ${p.attrs.from}`);
+
+describe.each(["memory", "sqlite"] as const)("roster and presence (%s)", (driver) => {
+  function setup() {
+    t = createTestServer({ storage: driver, config: { modules_enabled: ["roster", "presence"] } });
+    const alice = t.connect("alice@localhost/phone");
+    const bob = t.connect("bob@localhost/pc");
+    return { alice, bob };
+  }
+
+  it("gets, sets, updates and removes items, with pushes and versions", async () => {
+    const { alice } = setup();
+    expect(items(await roster(alice))).toEqual([]);
+    const r = await alice.request(xml("iq", { type: "set" }, xml("query", { xmlns: NS }, xml("item", { jid: "Bob@localhost", name: "Bob" }, xml("group", {}, "Friends")))));
+    expect(r.attrs.type).toBe("result");
+    expect(pushes(alice)).toEqual([{ jid: "bob@localhost", subscription: "none", name: "Bob", groups: ["Friends"] }]);
+    const q = await roster(alice);
+    expect(items(q)).toEqual([{ jid: "bob@localhost", subscription: "none", name: "Bob", groups: ["Friends"] }]);
+    // roster versioning: an unchanged roster is an empty result
+    const same = await alice.request(xml("iq", { type: "get" }, xml("query", { xmlns: NS, ver: q!.attrs.ver })));
+    expect(same.children).toEqual([]);
+    await alice.request(xml("iq", { type: "set" }, xml("query", { xmlns: NS }, xml("item", { jid: "bob@localhost", subscription: "remove" }))));
+    expect(pushes(alice)).toEqual([{ jid: "bob@localhost", subscription: "remove", groups: [] }]);
+    expect(items(await roster(alice))).toEqual([]);
+  });
+
+  it("refuses bad roster sets", async () => {
+    const { alice } = setup();
+    const set = (...children: Element[]) => alice.request(xml("iq", { type: "set" }, xml("query", { xmlns: NS }, ...children)));
+    const cond = (r: Element) => r.getChild("error")!.children.find((c) => typeof c === "object")!.toString();
+    expect(cond(await set())).toContain("bad-request");
+    expect(cond(await set(xml("item", { jid: "a@@b" })))).toContain("bad-request");
+    expect(cond(await set(xml("item", { jid: "alice@localhost" })))).toContain("not-allowed");
+    expect(cond(await set(xml("item", { jid: "x@localhost", subscription: "remove" })))).toContain("item-not-found");
+    expect(cond(await set(xml("item", { jid: "x@localhost" }, xml("group", {}, "g"), xml("group", {}, "g"))))).toContain("bad-request");
+  });
+
+  it("runs the subscription handshake both ways, with roster pushes, and broadcasts presence", async () => {
+    const { alice, bob } = setup();
+    await roster(alice);
+    await roster(bob);
+    alice.send(xml("presence", { to: "bob@localhost", type: "subscribe" }));
+    expect(pushes(alice)).toEqual([{ jid: "bob@localhost", subscription: "none", ask: "subscribe", groups: [] }]);
+    const req = bob.take().find((s) => s.attrs.type === "subscribe")!;
+    expect(req.attrs.from).toBe("alice@localhost"); // the bare JID
+    bob.send(xml("presence", { to: "alice@localhost", type: "subscribed" }));
+    expect(pushes(bob)).toEqual([{ jid: "alice@localhost", subscription: "from", groups: [] }]);
+    const got = alice.take();
+    expect(got.some((s) => s.attrs.type === "subscribed" && s.attrs.from === "bob@localhost")).toBe(true);
+    expect(got.some((s) => s.name === "presence" && s.attrs.type === undefined && s.attrs.from === "bob@localhost/pc")).toBe(true); // bob's current presence
+    expect(items(got.find((s) => s.name === "iq")!.getChild("query", NS))).toEqual([{ jid: "bob@localhost", subscription: "to", groups: [] }]);
+    // bob's presence now reaches alice; alice's does not reach bob (one way)
+    bob.send(xml("presence", {}, xml("show", {}, "away")));
+    expect(presences(alice)).toEqual(["available from bob@localhost/pc"]);
+    alice.send(xml("presence", {}, xml("show", {}, "dnd")));
+    expect(presences(bob)).toEqual([]);
+    // unavailable on logout
+    bob.close();
+    expect(presences(alice)).toEqual(["unavailable from bob@localhost/pc"]);
+    // stored as Prosody stores it
+    const raw = t!.host().openStore("roster", "keyval").get("bob")!;
+    expect(raw["alice@localhost"]).toMatchObject({ subscription: "from" });
+    expect(raw[NON_STRING_KEYS]!.get(false)).toMatchObject({ pending: {} });
+  });
+
+  it("keeps a request for an offline user and delivers it at login; sends contacts' presence at login", async () => {
+    t = createTestServer({ storage: driver, config: { modules_enabled: ["roster", "presence"] } });
+    const alice = t.connect("alice@localhost/phone");
+    alice.send(xml("presence", { to: "carol@localhost", type: "subscribe" }));
+    const carol = t.connect("carol@localhost/tab");
+    expect(carol.take().filter((s) => s.attrs.type === "subscribe").map((s) => s.attrs.from)).toEqual(["alice@localhost"]);
+    carol.send(xml("presence", { to: "alice@localhost", type: "subscribed" }));
+    alice.take();
+    // a second alice resource logging in gets carol's presence at once
+    const alice2 = t.connect("alice@localhost/laptop");
+    const seen = presences(alice2);
+    expect(seen).toContain("available from carol@localhost/tab");
+    expect(seen).toContain("available from alice@localhost/phone");
+  });
+
+  it("unsubscribe and unsubscribed end the subscription and send unavailable", async () => {
+    const { alice, bob } = setup();
+    alice.send(xml("presence", { to: "bob@localhost", type: "subscribe" }));
+    bob.send(xml("presence", { to: "alice@localhost", type: "subscribed" }));
+    alice.take();
+    bob.take();
+    bob.send(xml("presence", { to: "alice@localhost", type: "unsubscribed" }));
+    expect(presences(alice)).toEqual(["unsubscribed from bob@localhost", "unavailable from bob@localhost/pc"]);
+    expect(items(await roster(alice))).toEqual([{ jid: "bob@localhost", subscription: "none", groups: [] }]);
+    expect(items(await roster(bob))).toEqual([{ jid: "alice@localhost", subscription: "none", groups: [] }]);
+  });
+
+  it("ignores a subscribed nobody asked for", async () => {
+    const { alice, bob } = setup();
+    bob.send(xml("presence", { to: "alice@localhost", type: "subscribed" }));
+    expect(alice.take()).toEqual([]);
+    expect(items(await roster(alice))).toEqual([]);
+  });
+});
