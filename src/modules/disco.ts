@@ -43,6 +43,15 @@ export default defineModule("disco", (module) => {
     return true;
   });
 
+  // An account's items: none are published here (no PEP yet).
+  module.hook(`iq-get/bare/${NS_DISCO_ITEMS}:query`, ({ origin, stanza }: StanzaEvent) => {
+    const to = (stanza.attrs.to as string | undefined) ?? origin?.jid?.bare;
+    const user = to?.slice(0, to.indexOf("@"));
+    if (!user || !host.userExists(user)) throw new StanzaError("service-unavailable");
+    origin?.send(iqResult(stanza, new Element("query", { xmlns: NS_DISCO_ITEMS })));
+    return true;
+  });
+
   module.hook(`iq-get/host/${NS_DISCO_ITEMS}:query`, ({ origin, stanza }: StanzaEvent) => {
     const query = stanza.getChild("query", NS_DISCO_ITEMS)!;
     if (query.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");

@@ -151,3 +151,16 @@ describe("c2s stream", () => {
     await c.waitClosed();
   });
 });
+
+describe("keepalives", () => {
+  it("accepts whitespace keepalives and sends one after c2s_read_timeout of silence", async () => {
+    run = await startServer({ c2s_read_timeout: 1, c2s_timeout: 60 });
+    const c = new Raw(run.listening.c2s[0]!.port);
+    c.send(header());
+    await c.until(/<\/stream:features>/);
+    c.send("   \n  ");
+    await c.until(/<\/stream:features> /, 5000);
+    expect(c.closed).toBe(false);
+    c.end();
+  });
+});
