@@ -23,6 +23,7 @@ const PERIOD_RE = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/;
  */
 export function parsePeriod(value: unknown): number | undefined {
   if (typeof value === "number") {
+    if (value === Number.POSITIVE_INFINITY) return value; // "never", already parsed
     return Number.isFinite(value) && value >= 0 ? value : undefined;
   }
   if (typeof value !== "string") return undefined;

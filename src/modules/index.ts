@@ -9,6 +9,7 @@ import authInternalHashed from "../auth/accounts.js";
 import { bind2, sasl2, saslauth } from "../c2s/modules.js";
 import roster from "../roster/index.js";
 import presence from "../presence/index.js";
+import smartRetention from "../retention/index.js";
 
 export const builtinModules: readonly ModuleDefinition[] = [
   authInternalHashed,
@@ -22,4 +23,5 @@ export const builtinModules: readonly ModuleDefinition[] = [
   mam,
   carbons,
   smacks,
+  smartRetention,
 ];

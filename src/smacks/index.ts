@@ -24,6 +24,7 @@ export interface SmState {
 
 interface State extends SmState {
   sink: SmSink;
+  queued: Set<(stanza: Element) => void>;
   awaitingAck: boolean;
   requestTimer: NodeJS.Timeout | undefined;
   immediate: NodeJS.Immediate | undefined;
@@ -44,6 +45,18 @@ export function addCheckpoint(session: Session, fn: () => void): boolean {
   const st = smState(session);
   if (!st || session.closed) return false;
   st.queue.addCheckpoint(fn);
+  return true;
+}
+
+/**
+ * Calls `fn` with every stanza right after it entered the session's queue —
+ * the moment a checkpoint placed with `addCheckpoint` covers it. Returns false
+ * without stream management.
+ */
+export function onQueued(session: Session, fn: (stanza: Element) => void): boolean {
+  const st = session.data.get(STATE) as State | undefined;
+  if (!st) return false;
+  st.queued.add(fn);
   return true;
 }
 
@@ -108,6 +121,7 @@ export default defineModule(
       return (stanza: Element, session: Session) => {
         st.queue.push(stanza);
         st.sink.transport?.deliver(stanza, session);
+        for (const fn of st.queued) fn(stanza);
         if (st.queue.unacked > maxQueue) {
           module.log.warn({ sid: session.id, max: maxQueue }, "stream management queue full: closing the session");
           session.streamError("policy-violation", "too many unacknowledged stanzas");
@@ -167,6 +181,7 @@ export default defineModule(
         requestTimer: undefined,
         immediate: undefined,
         hibernationTimer: undefined,
+        queued: new Set(),
       } as Omit<State, "sink"> as State;
       st.sink = new SmSink(origin.output, onStanza(st));
       origin.data.set(STATE, st);

@@ -1,0 +1,234 @@
+// mod_mam_smart_retention: archived messages are removed early once the
+// server knows — from XEP-0198 acks, per client identified by its SASL2
+// user-agent id — that they reached one (or all) of the user's clients.
+//
+// The invariant: a message is deleted early only if it was delivered, with a
+// stream-management acknowledgement, to the clients the strategy requires.
+import type { Element } from "@xmpp/xml";
+import { defineModule } from "../core/module.js";
+import { checkCronExpression, DAILY } from "../core/scheduler.js";
+import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_POS, META_ARCHIVE_USER } from "../mam/index.js";
+import { addCheckpoint, onQueued, smState } from "../smacks/index.js";
+import type { Session } from "../xmpp/session.js";
+import { getMeta } from "../xmpp/stanza.js";
+import { IntervalSet } from "./intervals.js";
+import { decide, type Strategy } from "./policy.js";
+import { type ClientRecord, Tracker } from "./tracking.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface CleanupOptions {
+  dryRun?: boolean;
+  /** Only this user (localpart). */
+  user?: string;
+  /** Called after each user: done, total. */
+  progress?: (done: number, total: number) => void;
+}
+
+export interface ClientReport {
+  client: string;
+  /** Positions acknowledged by this client (intervals). */
+  delivered: readonly (readonly [number, number])[];
+  firstSeen: number;
+  lastSeen: number;
+  expired: boolean;
+}
+
+export interface UserReport {
+  user: string;
+  clients: ClientReport[];
+  /** Messages deleted (or, in a dry run, that would be). */
+  deleted: number;
+  error?: string;
+}
+
+export interface CleanupReport {
+  host: string;
+  strategy: Strategy;
+  dryRun: boolean;
+  deleted: number;
+  users: UserReport[];
+  ms: number;
+}
+
+export default defineModule(
+  "mam_smart_retention",
+  (module) => {
+    module.dependsOn("smacks");
+    module.dependsOn("mam");
+    const host = module.hostObject;
+    const strategy = module.getOptionEnum("smart_retention_strategy", ["one", "all"] as const, "one");
+    const minAge = module.getOptionPeriod("smart_retention_min", 0);
+    const schedule = module.getOptionString("smart_retention_schedule", DAILY);
+    checkCronExpression(schedule, "config: smart_retention_schedule (module mam_smart_retention)");
+    const archiveExpiry = module.getOptionPeriod("archive_expires_after", "1w");
+    const clientExpiry = module.getOptionPeriod("smart_retention_client_expiry", archiveExpiry);
+    const batchSize = module.getOptionNumber("smart_retention_batch_size", 1000, { min: 1, integer: true });
+
+    const archive = module.openStore("archive", "archive");
+    const tracker = new Tracker(module.openStore("mam_smart_retention", "map"), host.server.storage, (err) =>
+      module.log.error({ err }, "could not save delivery tracking"),
+    );
+    const newest = (user: string) => () => archive.summary(user).last?.pos ?? 0;
+
+    /** The (user, client) a session is tracked as: stream management and a valid client id, or nothing. */
+    function tracked(session: Session | undefined): { user: string; client: string } | undefined {
+      if (!session?.jid || !session.clientId || !UUID.test(session.clientId) || !smState(session)) return undefined;
+      return { user: session.jid.local!, client: session.clientId.toLowerCase() };
+    }
+
+    // A session that enabled stream management: seen now, and its queue watched.
+    module.hook("smacks-enabled", ({ session }: { session: Session }) => {
+      const t = tracked(session);
+      if (!t) return undefined;
+      tracker.seen(t.user, t.client, module.clock.now(), newest(t.user));
+      onQueued(session, (stanza: Element) => {
+        const pos = getMeta<number>(stanza, META_ARCHIVE_POS);
+        if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user) return;
+        // placed after the stanza entered the queue: fires once the client acked it
+        addCheckpoint(session, () => tracker.delivered(t.user, t.client, pos, pos, module.clock.now(), newest(t.user)));
+      });
+      return undefined;
+    });
+
+    // MAM pages: a checkpoint right after the last result (before <fin/>).
+    module.hook("archive-query", (e: ArchiveQueryEvent) => {
+      const t = tracked(e.origin);
+      if (!t || e.items.length === 0) return undefined;
+      const positions = e.items.map((i) => i.pos);
+      addCheckpoint(e.origin, () => {
+        const now = module.clock.now();
+        if (e.filtered) {
+          for (const p of positions) tracker.delivered(t.user, t.client, p, p, now, newest(t.user));
+        } else {
+          // an unfiltered page is a contiguous run of the archive
+          tracker.delivered(t.user, t.client, Math.min(...positions), Math.max(...positions), now, newest(t.user));
+        }
+      });
+      return undefined;
+    });
+
+    // What a client sent itself, it has.
+    module.hook("archive-message-added", (e: ArchiveMessageAdded) => {
+      if (e.direction !== "outgoing") return undefined;
+      const t = tracked(e.origin);
+      if (t && t.user === e.user) tracker.delivered(t.user, t.client, e.pos, e.pos, module.clock.now(), newest(t.user));
+      return undefined;
+    });
+
+    module.hook("user-deleted", ({ username }: { username: string }) => {
+      tracker.forgetUser(username);
+      return undefined;
+    });
+
+    // ---- cleanup -----------------------------------------------------------------------------
+    let running: Promise<CleanupReport> | undefined;
+
+    async function cleanupUser(user: string, now: number, dryRun: boolean): Promise<UserReport> {
+      const records = tracker.load(user);
+      const d = decide(records, strategy, now, clientExpiry * 1000);
+      const report: UserReport = {
+        user,
+        deleted: 0,
+        clients: [...records].map(([client, r]) => ({
+          client,
+          delivered: r.delivered.intervals,
+          firstSeen: r.firstSeen,
+          lastSeen: r.lastSeen,
+          expired: d.expired.includes(client),
+        })),
+      };
+      // strictly older than smart_retention_min (no minimum: no age limit)
+      const end = minAge > 0 ? now - minAge * 1000 - 1 : undefined;
+      for (const [a, b] of d.deletable.intervals) {
+        if (dryRun) {
+          const q = { afterPos: a - 1, beforePos: b + 1, total: true, limit: 0 };
+          report.deleted += archive.find(user, end === undefined ? q : { ...q, end }).total ?? 0;
+          continue;
+        }
+        for (;;) {
+          const n = archive.delete(user, end === undefined ? { fromPos: a, toPos: b, limit: batchSize } : { fromPos: a, toPos: b, end, limit: batchSize });
+          report.deleted += n;
+          if (n < batchSize) break;
+          await new Promise((r) => setImmediate(r)); // the server keeps serving between batches
+        }
+      }
+      if (!dryRun) {
+        const next = new Map<string, ClientRecord | undefined>();
+        for (const c of d.expired) next.set(c, undefined);
+        for (const c of d.active) {
+          const r = records.get(c)!;
+          // close gaps that hold no archived message any more
+          r.delivered.compact((after, before) => archive.find(user, { afterPos: after, beforePos: before, limit: 1 }).items.length === 0);
+          next.set(c, r);
+        }
+        tracker.save(user, next);
+      }
+      return report;
+    }
+
+    async function cleanup(opts: CleanupOptions = {}): Promise<CleanupReport> {
+      const started = Date.now();
+      const now = module.clock.now();
+      tracker.flush();
+      const users = opts.user !== undefined ? [opts.user] : tracker.users();
+      const report: CleanupReport = { host: host.name, strategy, dryRun: opts.dryRun === true, deleted: 0, users: [], ms: 0 };
+      let done = 0;
+      for (const user of users) {
+        try {
+          const r = await cleanupUser(user, now, opts.dryRun === true);
+          report.users.push(r);
+          report.deleted += r.deleted;
+        } catch (err) {
+          module.log.error({ err, user }, "smart retention cleanup failed for a user; going on");
+          report.users.push({ user, clients: [], deleted: 0, error: (err as Error).message });
+        }
+        opts.progress?.(++done, users.length);
+        await new Promise((r) => setImmediate(r));
+      }
+      report.ms = Date.now() - started;
+      const touched = report.users.filter((u) => u.deleted > 0).length;
+      if (!report.dryRun) {
+        module.log.info(
+          { deleted: report.deleted, users: touched, ms: report.ms },
+          `expired ${report.deleted} delivered messages for ${touched} users in ${report.ms} ms`,
+        );
+        module.fire("smart-retention-cleanup", report);
+      }
+      return report;
+    }
+
+    /** Runs a cleanup, or joins the one running: never two at once. */
+    function run(opts: CleanupOptions = {}): Promise<CleanupReport> {
+      if (opts.dryRun) return cleanup(opts);
+      running ??= cleanup(opts).finally(() => {
+        running = undefined;
+      });
+      return running;
+    }
+
+    module.cron("smart retention cleanup", schedule, async () => {
+      await run();
+    });
+    // for the CLI and embedders: fire("smart-retention-run", options) → Promise<CleanupReport>
+    module.hook("smart-retention-run", (opts: CleanupOptions | undefined) => run(opts ?? {}));
+    module.onUnload(() => {
+      try {
+        tracker.flush();
+      } catch (err) {
+        module.log.error({ err }, "could not save delivery tracking at unload");
+      }
+    });
+  },
+  {
+    options: {
+      smart_retention_strategy: { type: "enum", values: ["one", "all"], default: "one" },
+      smart_retention_min: { type: "period" },
+      smart_retention_schedule: { type: "string", default: DAILY },
+      smart_retention_client_expiry: { type: "period" },
+      smart_retention_batch_size: { type: "number", min: 1, integer: true, default: 1000 },
+    },
+  },
+);
+
+export { IntervalSet };

@@ -1,0 +1,128 @@
+// Per (user, client id) delivery records, in the map store
+// `mam_smart_retention` (key = client id): the positions the client
+// acknowledged as intervals, the newest archive position when the client was
+// first seen, and when it was last seen. Updates are buffered and written
+// once per event-loop turn, in one transaction.
+import type { MapStore, StorageDriver } from "../storage/types.js";
+import { type Interval, IntervalSet } from "./intervals.js";
+
+export interface ClientRecord {
+  delivered: IntervalSet;
+  /** Newest archive position when the client was first seen (0: empty archive). */
+  firstSeen: number;
+  /** Milliseconds since the epoch. */
+  lastSeen: number;
+}
+
+interface Stored {
+  delivered: Interval[];
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export class Tracker {
+  private readonly dirty = new Map<string, Map<string, ClientRecord>>();
+  private scheduled: NodeJS.Immediate | undefined;
+
+  constructor(
+    readonly store: MapStore,
+    private readonly driver: StorageDriver,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Every client of a user, buffered changes included. */
+  load(user: string): Map<string, ClientRecord> {
+    const out = new Map<string, ClientRecord>();
+    const all = this.store.getAll(user) ?? {};
+    for (const [client, v] of Object.entries(all)) {
+      const s = v as Partial<Stored>;
+      if (!s || !Array.isArray(s.delivered)) continue;
+      out.set(client, {
+        delivered: new IntervalSet(s.delivered.filter((iv) => Array.isArray(iv) && iv.length === 2) as Interval[]),
+        firstSeen: Number(s.firstSeen) || 0,
+        lastSeen: Number(s.lastSeen) || 0,
+      });
+    }
+    for (const [client, rec] of this.dirty.get(user) ?? []) out.set(client, rec);
+    return out;
+  }
+
+  private record(user: string, client: string): ClientRecord | undefined {
+    const d = this.dirty.get(user)?.get(client);
+    if (d) return d;
+    const s = this.store.get(user, client) as Partial<Stored> | undefined;
+    if (!s || !Array.isArray(s.delivered)) return undefined;
+    return { delivered: new IntervalSet(s.delivered as Interval[]), firstSeen: Number(s.firstSeen) || 0, lastSeen: Number(s.lastSeen) || 0 };
+  }
+
+  private touch(user: string, client: string, rec: ClientRecord): void {
+    let m = this.dirty.get(user);
+    if (!m) {
+      m = new Map();
+      this.dirty.set(user, m);
+    }
+    m.set(client, rec);
+    this.scheduled ??= setImmediate(() => {
+      this.scheduled = undefined;
+      try {
+        this.flush();
+      } catch (err) {
+        this.onError(err);
+      }
+    });
+  }
+
+  /** The client was seen; a new client records `newest` as its first-seen position. */
+  seen(user: string, client: string, now: number, newest: () => number): void {
+    const rec = this.record(user, client) ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
+    rec.lastSeen = now;
+    this.touch(user, client, rec);
+  }
+
+  /** The client acknowledged positions a..b. */
+  delivered(user: string, client: string, a: number, b: number, now: number, newest: () => number): void {
+    const rec = this.record(user, client) ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
+    rec.delivered.add(a, b);
+    rec.lastSeen = Math.max(rec.lastSeen, now);
+    this.touch(user, client, rec);
+  }
+
+  /** Writes buffered changes (one transaction). */
+  flush(): void {
+    if (this.dirty.size === 0) return;
+    const batch = [...this.dirty];
+    this.dirty.clear();
+    this.driver.transaction(() => {
+      for (const [user, clients] of batch) {
+        const data: Record<string, Stored> = {};
+        for (const [client, r] of clients) data[client] = { delivered: r.delivered.toJSON(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
+        this.store.setKeys(user, data);
+      }
+    });
+  }
+
+  /** Replaces a user's records (after a cleanup); `undefined` forgets a client. */
+  save(user: string, records: Map<string, ClientRecord | undefined>): void {
+    const data: Record<string, Stored | undefined> = {};
+    const pending = this.dirty.get(user);
+    for (const [client, r] of records) {
+      const newer = pending?.get(client);
+      if (r && newer) {
+        // deliveries recorded while the cleanup ran are kept
+        r.delivered = r.delivered.union(newer.delivered);
+        r.lastSeen = Math.max(r.lastSeen, newer.lastSeen);
+        pending!.set(client, r);
+      }
+      data[client] = r && { delivered: r.delivered.toJSON(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
+    }
+    this.store.setKeys(user, data);
+  }
+
+  forgetUser(user: string): void {
+    this.dirty.delete(user);
+  }
+
+  users(): string[] {
+    return [...new Set([...this.store.users(), ...this.dirty.keys()])];
+  }
+}

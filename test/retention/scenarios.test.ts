@@ -1,0 +1,322 @@
+// mam_smart_retention through the test kit, on both drivers: strategies,
+// options, and every case where the Lua module deletes undelivered messages.
+import { afterEach, describe, expect, it } from "vitest";
+import type { Element } from "@xmpp/xml";
+import { defineModule } from "../../src/core/module.js";
+import type { CleanupReport } from "../../src/retention/index.js";
+import { createTestServer, type FakeClient, type TestServer } from "../../src/testing/index.js";
+import { xml } from "../../src/xmpp/stanza.js";
+
+const PHONE = "11111111-1111-4111-8111-111111111111";
+const LAPTOP = "22222222-2222-4222-8222-222222222222";
+const NS_MAM = "urn:xmpp:mam:2";
+const DAY = 86_400_000;
+
+let t: TestServer | undefined;
+afterEach(() => {
+  t?.stop();
+  t = undefined;
+});
+
+describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) => {
+  function setup(config: Record<string, unknown> = {}) {
+    t = createTestServer({
+      storage: driver,
+      config: { modules_enabled: ["mam_smart_retention"], archive_expires_after: "never", ...config },
+    });
+    const carol = t.connect("carol@localhost/x"); // sends messages to bob
+    return { carol };
+  }
+  const bob = (clientId?: string, resource = clientId ?? "legacy", sm = true) =>
+    t!.connect(`bob@localhost/${resource}`, { ...(clientId ? { clientId } : {}), streamManagement: sm });
+  const say = (from: FakeClient, body: string, to = "bob@localhost") =>
+    from.send(xml("message", { to, type: "chat" }, xml("body", {}, body)));
+  const archived = () =>
+    t!.host().openStore("archive", "archive").find("bob").items.map((i) => i.stanza.getChildText("body"));
+  async function cleanup(): Promise<CleanupReport> {
+    let report: CleanupReport | undefined;
+    const off = (r: CleanupReport) => {
+      report = r;
+      return undefined;
+    };
+    t!.host().events.on("smart-retention-cleanup", off);
+    await new Promise((r) => setImmediate(r)); // buffered tracking writes
+    expect(await t!.runScheduled("smart retention cleanup")).toBe(1);
+    t!.host().events.off("smart-retention-cleanup", off);
+    return report!;
+  }
+  async function query(c: FakeClient, opts: { with?: string; max?: number; before?: string; after?: string } = {}) {
+    const q = xml("query", { xmlns: NS_MAM, queryid: "q" });
+    if (opts.with) {
+      const x = q.c("x", { xmlns: "jabber:x:data", type: "submit" });
+      x.c("field", { var: "FORM_TYPE" }).c("value").t(NS_MAM);
+      x.c("field", { var: "with" }).c("value").t(opts.with);
+    }
+    const set = q.c("set", { xmlns: "http://jabber.org/protocol/rsm" });
+    if (opts.max !== undefined) set.c("max").t(String(opts.max));
+    if (opts.before !== undefined) set.c("before").t(opts.before);
+    if (opts.after !== undefined) set.c("after").t(opts.after);
+    c.take();
+    const fin = await c.request(xml("iq", { type: "set" }, q));
+    const results = c.take().filter((m: Element) => m.getChild("result", NS_MAM));
+    return { fin, bodies: results.map((m) => m.getChild("result")!.getChild("forwarded")!.getChild("message")!.getChildText("body")) };
+  }
+
+  it("one: deletes a live message once a client acknowledged it, not before", async () => {
+    const { carol } = setup();
+    const phone = bob(PHONE);
+    say(carol, "m1");
+    await cleanup();
+    expect(archived()).toEqual(["m1"]); // delivered but not acknowledged
+    phone.ack();
+    const r = await cleanup();
+    expect(archived()).toEqual([]);
+    expect(r.deleted).toBe(1);
+    expect(t!.logs.some((l) => l.msg === "expired 1 delivered messages for 1 users in " + r.ms + " ms")).toBe(true);
+  });
+
+  it("keeps everything for a client that never acks", async () => {
+    const { carol } = setup();
+    bob(PHONE);
+    for (let i = 0; i < 5; i++) say(carol, `m${i}`);
+    await cleanup();
+    expect(archived()).toHaveLength(5);
+  });
+
+  it("keeps messages of a session closed before its ack", async () => {
+    const { carol } = setup();
+    const phone = bob(PHONE);
+    say(carol, "m1");
+    phone.close();
+    await cleanup();
+    expect(archived()).toEqual(["m1"]);
+  });
+
+  it("counts an ack that arrives after a resumption", async () => {
+    const { carol } = setup();
+    const phone = bob(PHONE);
+    say(carol, "m1");
+    phone.drop();
+    say(carol, "m2 while away");
+    const back = t!.resume(phone, { h: 0 });
+    await cleanup();
+    expect(archived()).toEqual(["m1", "m2 while away"]);
+    back.ack();
+    await cleanup();
+    expect(archived()).toEqual([]);
+  });
+
+  it("records nothing for a query with max=0", async () => {
+    const { carol } = setup();
+    for (let i = 0; i < 3; i++) say(carol, `m${i}`);
+    const phone = bob(PHONE);
+    await query(phone, { max: 0 });
+    phone.ack();
+    await cleanup();
+    expect(archived()).toHaveLength(3);
+  });
+
+  it("Lua case: syncing the newest page first deletes only that page", async () => {
+    const { carol } = setup();
+    for (let i = 0; i < 10; i++) say(carol, `m${i}`);
+    const phone = bob(PHONE);
+    const page = await query(phone, { max: 3, before: "" });
+    expect(page.bodies).toEqual(["m7", "m8", "m9"]);
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual(["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+  });
+
+  it("Lua case: a query filtered by contact deletes only what it returned", async () => {
+    const { carol } = setup();
+    const dave = t!.connect("dave@localhost/y");
+    for (let i = 0; i < 3; i++) {
+      say(carol, `c${i}`);
+      say(dave, `d${i}`);
+    }
+    const phone = bob(PHONE);
+    const page = await query(phone, { with: "dave@localhost" });
+    expect(page.bodies).toEqual(["d0", "d1", "d2"]);
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual(["c0", "c1", "c2"]);
+  });
+
+  it("Lua case: a live message before catching up does not make older ones deletable", async () => {
+    const { carol } = setup();
+    for (let i = 0; i < 3; i++) say(carol, `old${i}`);
+    const phone = bob(PHONE);
+    say(carol, "live");
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual(["old0", "old1", "old2"]);
+    // catching up (an unfiltered page) then makes them go
+    await query(phone);
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual([]);
+  });
+
+  it("Lua case: clients without a client id (or without stream management) neither delete nor block", async () => {
+    const { carol } = setup({ smart_retention_strategy: "all" });
+    const legacy = bob(undefined, "legacy");
+    const nosm = bob(LAPTOP, "nosm", false);
+    say(carol, "m1");
+    await query(legacy);
+    legacy.ack();
+    await cleanup();
+    expect(archived()).toEqual(["m1"]); // no tracked client acknowledged it
+    const phone = bob(PHONE);
+    await query(phone);
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual([]); // the untracked ones do not block "all"
+    void nosm;
+  });
+
+  it("counts what a client sent itself as delivered to it", async () => {
+    setup();
+    const phone = bob(PHONE);
+    say(phone, "from bob's phone", "carol@localhost");
+    await cleanup();
+    expect(t!.host().openStore("archive", "archive").find("bob").items).toEqual([]);
+  });
+
+  it("all: deletes only what every active client acknowledged", async () => {
+    const { carol } = setup({ smart_retention_strategy: "all" });
+    const phone = bob(PHONE);
+    const laptop = bob(LAPTOP);
+    say(carol, "m1"); // to the bare JID: both have priority 0, both get it
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual(["m1"]);
+    laptop.ack();
+    await cleanup();
+    expect(archived()).toEqual([]);
+  });
+
+  it("all: what was archived before a client first appeared does not wait for it", async () => {
+    const { carol } = setup({ smart_retention_strategy: "all" });
+    const phone = bob(PHONE);
+    say(carol, "before the laptop");
+    phone.ack();
+    const laptop = bob(LAPTOP);
+    say(carol, "after the laptop");
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual(["after the laptop"]);
+    laptop.ack();
+    await cleanup();
+    expect(archived()).toEqual([]);
+  });
+
+  it("all: a client not seen for smart_retention_client_expiry is forgotten", async () => {
+    const { carol } = setup({ smart_retention_strategy: "all", smart_retention_client_expiry: "7d" });
+    const phone = bob(PHONE);
+    const laptop = bob(LAPTOP);
+    laptop.close();
+    say(carol, "m1");
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual(["m1"]);
+    t!.clock.advance(8 * DAY);
+    const fresh = bob(PHONE, "phone2"); // the phone is seen again; the laptop is not
+    void fresh;
+    await cleanup();
+    expect(archived()).toEqual([]);
+    expect(t!.host().openStore("mam_smart_retention", "map").get("bob", LAPTOP)).toBeUndefined();
+  });
+
+  it("smart_retention_min: only messages older than the minimum go", async () => {
+    const { carol } = setup({ smart_retention_min: "1d" });
+    const phone = bob(PHONE);
+    say(carol, "m1");
+    phone.ack();
+    await cleanup();
+    expect(archived()).toEqual(["m1"]);
+    t!.clock.advance(DAY + 1000);
+    await cleanup();
+    expect(archived()).toEqual([]);
+  });
+
+  it("deletes in batches of smart_retention_batch_size and compacts the intervals", async () => {
+    const { carol } = setup({ smart_retention_batch_size: 2 });
+    const phone = bob(PHONE);
+    const dave = t!.connect("dave@localhost/y");
+    for (let i = 0; i < 4; i++) {
+      say(carol, `c${i}`);
+      say(dave, `d${i}`);
+    }
+    const page = await query(phone, { with: "carol@localhost" });
+    expect(page.bodies).toHaveLength(4);
+    phone.ack();
+    // dave's messages went live to the phone too: acked with the page
+    await cleanup();
+    expect(archived()).toEqual([]);
+    const rec = t!.host().openStore("mam_smart_retention", "map").get("bob", PHONE) as { delivered: number[][] };
+    expect(rec.delivered).toHaveLength(1);
+  });
+
+  it("logs an error for one user and goes on with the others", async () => {
+    const { carol } = setup();
+    const phone = bob(PHONE);
+    say(carol, "m1");
+    phone.ack();
+    await new Promise((r) => setImmediate(r));
+    t!.host().openStore("mam_smart_retention", "map").set("zed", PHONE, { delivered: [[5, 2]], firstSeen: 0, lastSeen: 0 });
+    const r = await cleanup();
+    expect(r.users.find((u) => u.user === "zed")!.error).toBeDefined();
+    expect(archived()).toEqual([]);
+    expect(t!.logs.some((l) => l.level === 50 && l.user === "zed")).toBe(true);
+  });
+
+  it("forgets a deleted account's tracking", async () => {
+    const { carol } = setup();
+    const phone = bob(PHONE);
+    say(carol, "m1");
+    phone.ack();
+    await new Promise((r) => setImmediate(r));
+    t!.host().deleteUser("bob");
+    expect(t!.host().openStore("mam_smart_retention", "map").getAll("bob")).toBeUndefined();
+  });
+
+  it("a dry run reports per user and client without deleting", async () => {
+    const { carol } = setup();
+    const phone = bob(PHONE);
+    say(carol, "m1");
+    phone.ack();
+    await new Promise((r) => setImmediate(r));
+    const report = (await t!.host().events.fire("smart-retention-run", { dryRun: true })) as CleanupReport;
+    expect(report).toMatchObject({ dryRun: true, deleted: 1, strategy: "one" });
+    expect(report.users[0]!.clients[0]!.client).toBe(PHONE);
+    expect(archived()).toEqual(["m1"]);
+  });
+});
+
+describe("smart retention configuration", () => {
+  it("loads mam and smacks itself", () => {
+    t = createTestServer({ config: { modules_enabled: ["mam_smart_retention"] } });
+    expect(t.host().isLoaded("mam")).toBe(true);
+    expect(t.host().isLoaded("smacks")).toBe(true);
+  });
+
+  it("refuses an unknown strategy and a bad schedule at start-up", () => {
+    expect(() => createTestServer({ config: { modules_enabled: ["mam_smart_retention"], smart_retention_strategy: "some" } })).toThrow(
+      'config: smart_retention_strategy (module mam_smart_retention): expected one of "one", "all", got "some"',
+    );
+    expect(() => createTestServer({ config: { modules_enabled: ["mam_smart_retention"], smart_retention_schedule: "daily" } })).toThrow(
+      /smart_retention_schedule.*expected a node-cron expression/,
+    );
+  });
+
+  it("never runs two cleanups at once", async () => {
+    let started = 0;
+    const probe = defineModule("probe", (m) => m.hook("smart-retention-cleanup", () => void started++));
+    t = createTestServer({ config: { modules_enabled: ["mam_smart_retention"] }, modules: [probe] });
+    const a = t.host().events.fire("smart-retention-run", {}) as Promise<CleanupReport>;
+    const b = t.host().events.fire("smart-retention-run", {}) as Promise<CleanupReport>;
+    expect(a).toBe(b);
+    await Promise.all([a, b]);
+    expect(started).toBe(1);
+  });
+});
