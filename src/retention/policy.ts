@@ -16,7 +16,8 @@ export interface Decision {
 /**
  * `one`: what any active client acknowledged. `all`: what every active client
  * acknowledged or what was archived before it first appeared (at or below its
- * firstSeen). No active client: nothing.
+ * firstSeen) — and, unlike a plain reading of that rule, only what at least
+ * one of them acknowledged. No active client: nothing.
  */
 export function decide(records: ReadonlyMap<string, ClientRecord>, strategy: Strategy, now: number, expiryMs: number): Decision {
   const expired: string[] = [];
@@ -25,15 +26,18 @@ export function decide(records: ReadonlyMap<string, ClientRecord>, strategy: Str
     if (now - r.lastSeen > expiryMs) expired.push(client);
     else active.push(client);
   }
-  let deletable: IntervalSet | undefined;
+  let anyone = new IntervalSet();
+  let everyone: IntervalSet | undefined;
   for (const client of active) {
     const r = records.get(client)!;
-    if (strategy === "one") {
-      deletable = deletable ? deletable.union(r.delivered) : new IntervalSet(r.delivered.intervals);
-    } else {
+    anyone = anyone.union(r.delivered);
+    if (strategy === "all") {
       const mine = r.firstSeen >= 1 ? r.delivered.union(new IntervalSet([[1, r.firstSeen]])) : r.delivered;
-      deletable = deletable ? deletable.intersect(mine) : mine;
+      everyone = everyone ? everyone.intersect(mine) : mine;
     }
   }
-  return { deletable: deletable ?? new IntervalSet(), expired, active };
+  // under "all", a message older than every client still needs one acknowledged
+  // delivery: nothing is ever deleted that no client received
+  const deletable = strategy === "one" ? anyone : (everyone ?? new IntervalSet()).intersect(anyone);
+  return { deletable, expired, active };
 }

@@ -40,7 +40,7 @@ describe("mamkit check", () => {
   it("exits non-zero for an unknown module, listing the known ones", () => {
     const r = mamkit("check", "-c", config("unknown.json", { modules_enabled: ["mam_typo"], hosts: { x: {} } }));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/unknown module "mam_typo"; known modules: auth_internal_hashed, bind2, carbons, disco, mam, ping, presence, roster, sasl2, saslauth, smacks/);
+    expect(r.err).toMatch(/unknown module "mam_typo"; known modules: auth_internal_hashed, bind2, carbons, disco, mam, mam_smart_retention, ping, presence, roster, sasl2, saslauth, smacks/);
   });
 
   it("exits non-zero for a file that is not JSON, naming it", () => {
