@@ -17,6 +17,10 @@ commands:
   adduser JID    create an account (the password is asked, or read from standard input)
   passwd JID     change an account's password (the same way)
   deluser JID    delete an account with its archive and all its data
+  retention --dry-run [--user JID]
+                 show per user and client what smart retention would delete, and why
+  retention run [--user JID]
+                 run a smart retention cleanup now
   check          check the config file: keys, types, module options, module loading
 
 --config FILE defaults to config.example.json.`;
@@ -29,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`mamkit: ${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const { command, config, args } = parsed;
+  const { command, config, args, dryRun, user } = parsed;
   try {
     switch (command) {
       case "help":
@@ -37,6 +41,12 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case "check":
         return check(config);
+      case "retention":
+        if (!(dryRun && args.length === 0) && !(args.length === 1 && args[0] === "run" && !dryRun)) {
+          process.stderr.write("mamkit retention: use --dry-run, or run\n");
+          return 2;
+        }
+        return await retention(config, dryRun, user);
       case "serve":
         return await serve(config);
       case "adduser":
@@ -134,6 +144,57 @@ async function account(command: "adduser" | "passwd" | "deluser", jidText: strin
   }
 }
 
+/** Runs (or simulates) a smart retention cleanup on every host that loads the module. */
+async function retention(path: string, dryRun: boolean, userJid: string | undefined): Promise<number> {
+  let only: { domain: string; user: string } | undefined;
+  if (userJid !== undefined) {
+    const j = parseJid(userJid);
+    if (!j.local) {
+      process.stderr.write(`mamkit retention: --user needs a JID like alice@localhost\n`);
+      return 2;
+    }
+    only = { domain: j.domain, user: j.local };
+  }
+  const server = new Server({ config: loadConfigFile(path), logger: createLogger({ level: "warn" }), timers: false });
+  try {
+    const hosts = [...server.hosts.values()].filter((h) => h.isLoaded("mam_smart_retention") && (!only || h.name === only.domain));
+    if (hosts.length === 0) {
+      process.stderr.write("mamkit retention: no host loads mam_smart_retention\n");
+      return 1;
+    }
+    const tty = process.stderr.isTTY === true;
+    for (const host of hosts) {
+      const progress = (done: number, total: number) => {
+        if (!tty || dryRun) return;
+        const width = 30;
+        const fill = total === 0 ? width : Math.round((done / total) * width);
+        process.stderr.write(`\r${host.name} [${"#".repeat(fill)}${" ".repeat(width - fill)}] ${done}/${total} users`);
+      };
+      const report = (await host.events.fire("smart-retention-run", {
+        dryRun,
+        ...(only ? { user: only.user } : {}),
+        progress,
+      })) as import("../retention/index.js").CleanupReport;
+      if (tty && !dryRun) process.stderr.write("\n");
+      for (const u of report.users) {
+        if (!dryRun && u.deleted === 0 && !u.error) continue;
+        process.stdout.write(`${u.user}@${host.name}: ${dryRun ? "would delete" : "deleted"} ${u.deleted} message(s) (strategy ${report.strategy})${u.error ? ` — error: ${u.error}` : ""}\n`);
+        if (!dryRun) continue;
+        for (const c of u.clients) {
+          const ivs = c.delivered.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ") || "nothing";
+          process.stdout.write(
+            `  client ${c.client}: acknowledged positions ${ivs}; first seen at position ${c.firstSeen}; last seen ${new Date(c.lastSeen).toISOString()}${c.expired ? " (expired: forgotten at the next run)" : ""}\n`,
+          );
+        }
+      }
+      process.stdout.write(`${host.name}: ${dryRun ? "would delete" : "deleted"} ${report.deleted} message(s) for ${report.users.length} tracked user(s) in ${report.ms} ms\n`);
+    }
+    return 0;
+  } finally {
+    server.stop();
+  }
+}
+
 /** Asks on a terminal (twice, without echo); reads the first line of standard input otherwise. */
 async function readPassword(prompt: string): Promise<string> {
   const stdin = process.stdin;
@@ -168,12 +229,19 @@ async function readPassword(prompt: string): Promise<string> {
 function parseOptions(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+    options: {
+      config: { type: "string", short: "c" },
+      help: { type: "boolean", short: "h" },
+      "dry-run": { type: "boolean" },
+      user: { type: "string" },
+    },
     allowPositionals: true,
   });
   return {
     command: values.help ? "help" : positionals[0],
     args: positionals.slice(1),
+    dryRun: values["dry-run"] === true,
+    user: values.user,
     config: values.config ?? "config.example.json",
   };
 }

@@ -142,8 +142,9 @@ export default defineModule(
       const end = minAge > 0 ? now - minAge * 1000 - 1 : undefined;
       for (const [a, b] of d.deletable.intervals) {
         if (dryRun) {
-          const q = { afterPos: a - 1, beforePos: b + 1, total: true, limit: 0 };
-          report.deleted += archive.find(user, end === undefined ? q : { ...q, end }).total ?? 0;
+          // (a total would count the whole archive: totals ignore position bounds)
+          const q = { afterPos: a - 1, beforePos: b + 1 };
+          report.deleted += archive.find(user, end === undefined ? q : { ...q, end }).items.length;
           continue;
         }
         for (;;) {
