@@ -11,6 +11,7 @@ import type { StorageDriver } from "../src/storage/types.js";
 import type { Element } from "@xmpp/xml";
 import { xml } from "../src/xmpp/stanza.js";
 import { mamQueryBench } from "./mam.js";
+import { ingestBench, retentionCleanupBench } from "./retention.js";
 
 function rate(n: number, ms: number): string {
   return `${Math.round((n / ms) * 1000).toLocaleString("en-US")}/s`;
@@ -85,6 +86,8 @@ try {
   appendBench("sqlite (WAL, synchronous=full, file)", () => new SqliteDriver(join(dir, "full.sqlite")), 5_000);
   appendBench("sqlite (WAL, synchronous=normal, file)", () => new SqliteDriver(join(dir, "normal.sqlite"), { synchronous: "normal" }), 20_000);
   mamQueryBench(dir);
+  ingestBench();
+  await retentionCleanupBench(dir);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
