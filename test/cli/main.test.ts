@@ -27,7 +27,7 @@ describe("mamkit check", () => {
   it("accepts config.example.json", () => {
     const r = mamkit("check", "--config", "config.example.json");
     expect(r.err).toBe("");
-    expect(r.out).toMatch(/config.example.json: OK — hosts: localhost \(auth_internal_hashed, saslauth, sasl2, bind2, roster, presence, disco, ping, smacks, carbons, mam\)/);
+    expect(r.out).toMatch(/config.example.json: OK — hosts: localhost \(auth_internal_hashed, saslauth, sasl2, bind2, roster, presence, disco, ping, smacks, carbons, mam, mam_smart_retention\)/);
     expect(r.code).toBe(0);
   });
 
