@@ -10,7 +10,7 @@ import type { Server } from "../core/server.js";
 import { Accounts } from "../auth/accounts.js";
 import { SCRAM_MECHANISMS, ScramServer, type ScramStep } from "../auth/scram.js";
 import { parseJid } from "../xmpp/jid.js";
-import { NS_STREAMS, type Session, type SessionSink } from "../xmpp/session.js";
+import { isClientId, NS_STREAMS, type Session, type SessionSink } from "../xmpp/session.js";
 import { errorReply, iqResult, NS_CLIENT } from "../xmpp/stanza.js";
 import { XmlStreamParser } from "./xml-stream.js";
 import type { FailureTracker } from "./failures.js";
@@ -26,7 +26,6 @@ export const NS_BIND2 = "urn:xmpp:bind:0";
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 const NS_SM = "urn:xmpp:sm:3";
 const NS_CARBONS = "urn:xmpp:carbons:2";
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The byte pipe under a connection. */
 export interface C2sTransport {
@@ -314,7 +313,7 @@ export class C2sConnection implements SessionSink {
         const ua = el.getChild("user-agent");
         if (ua) {
           const id = ua.attrs.id as string | undefined;
-          if (id !== undefined && !UUID.test(id)) {
+          if (id !== undefined && !isClientId(id)) {
             this.saslFailure(true, "malformed-request", "the user-agent id must be a UUID");
             return;
           }

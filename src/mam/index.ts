@@ -7,6 +7,7 @@ import type { Host } from "../core/host.js";
 import { StorageError, type ArchiveItem, type ArchiveQuery } from "../storage/types.js";
 import type { StanzaEvent } from "../xmpp/delivery.js";
 import type { Session } from "../xmpp/session.js";
+import { bareOf, localOf } from "../xmpp/jid.js";
 import {
   cloneStanza,
   getMeta,
@@ -68,17 +69,6 @@ export interface ArchiveShouldStore {
   direction: "incoming" | "outgoing";
   should_store: boolean;
   reason: string;
-}
-
-function bareOf(jid: string): string {
-  const i = jid.indexOf("/");
-  return i < 0 ? jid : jid.slice(0, i);
-}
-
-function localOf(jid: string): string | undefined {
-  const at = jid.indexOf("@");
-  const slash = jid.indexOf("/");
-  return at < 0 || (slash >= 0 && slash < at) ? undefined : jid.slice(0, at);
 }
 
 function stamp(ms: number): string {

@@ -9,13 +9,12 @@ import { defineModule } from "../core/module.js";
 import { checkCronExpression, DAILY } from "../core/scheduler.js";
 import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_POS, META_ARCHIVE_USER } from "../mam/index.js";
 import { addCheckpoint, onQueued, smState } from "../smacks/index.js";
-import type { Session } from "../xmpp/session.js";
+import { isClientId, type Session } from "../xmpp/session.js";
 import { getMeta } from "../xmpp/stanza.js";
 import { IntervalSet } from "./intervals.js";
 import { decide, type Strategy } from "./policy.js";
 import { type ClientRecord, Tracker } from "./tracking.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface CleanupOptions {
   dryRun?: boolean;
@@ -73,7 +72,7 @@ export default defineModule(
 
     /** The (user, client) a session is tracked as: stream management and a valid client id, or nothing. */
     function tracked(session: Session | undefined): { user: string; client: string } | undefined {
-      if (!session?.jid || !session.clientId || !UUID.test(session.clientId) || !smState(session)) return undefined;
+      if (!session?.jid || !isClientId(session.clientId) || !smState(session)) return undefined;
       return { user: session.jid.local!, client: session.clientId.toLowerCase() };
     }
 

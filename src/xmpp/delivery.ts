@@ -13,6 +13,7 @@ import type { Element } from "@xmpp/xml";
 import type { Host } from "../core/host.js";
 import { cloneStanza, copyMeta, errorReply } from "./stanza.js";
 import type { Session } from "./session.js";
+import { localOf } from "./jid.js";
 
 export interface StanzaEvent {
   /** The session the stanza came from; `undefined` when the server itself sent it. */
@@ -109,7 +110,7 @@ export function registerCoreHandlers(host: Host): void {
   ev.on("presence/bare", (data: StanzaEvent) => {
     const { stanza } = data;
     if (stanza.attrs.to === undefined) return true;
-    const sessions = host.sessionsOf(localOf(stanza.attrs.to));
+    const sessions = host.sessionsOf(localOf(stanza.attrs.to) ?? "");
     if (sessions) sendToAll(sessions.values(), stanza, (s) => s.available);
     return true;
   }, -1, CORE);
@@ -124,7 +125,7 @@ function deliverToBare(host: Host, data: StanzaEvent): void {
     return;
   }
   const to = stanza.attrs.to ?? origin?.jid?.bare;
-  const sessions = to === undefined ? undefined : host.sessionsOf(localOf(to));
+  const sessions = to === undefined ? undefined : host.sessionsOf(localOf(to) ?? "");
   let sent = 0;
   if (sessions) {
     if (t === "headline") {
@@ -154,12 +155,6 @@ function sendToAll(sessions: Iterable<Session>, stanza: Element, pick: (s: Sessi
     n++;
   }
   return n;
-}
-
-function localOf(jid: string): string {
-  const at = jid.indexOf("@");
-  const slash = jid.indexOf("/");
-  return jid.slice(0, at < 0 || (slash >= 0 && slash < at) ? 0 : at);
 }
 
 function firstElement(el: Element): Element | undefined {

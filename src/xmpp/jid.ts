@@ -133,3 +133,18 @@ function normaliseResource(s: string, input: string): string {
 function tooLong(s: string): boolean {
   return s.length * 3 > MAX_PART && Buffer.byteLength(s, "utf8") > MAX_PART;
 }
+
+// Fast helpers for JIDs the router has already normalised (stanza `to`/`from`).
+
+/** The bare part of a normalised JID string. */
+export function bareOf(jid: string): string {
+  const i = jid.indexOf("/");
+  return i < 0 ? jid : jid.slice(0, i);
+}
+
+/** The localpart of a normalised JID string, or undefined for a domain JID. */
+export function localOf(jid: string): string | undefined {
+  const at = jid.indexOf("@");
+  const slash = jid.indexOf("/");
+  return at < 0 || (slash >= 0 && slash < at) ? undefined : jid.slice(0, at);
+}

@@ -173,3 +173,10 @@ export class Session {
     this.sink.close?.(reason, this);
   }
 }
+
+const CLIENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A client id as XEP-0388 asks for it: a UUID. */
+export function isClientId(id: string | undefined): id is string {
+  return id !== undefined && CLIENT_ID.test(id);
+}
