@@ -93,8 +93,6 @@ export default defineModule(
     const itemLimit = module.getOptionNumber("storage_archive_item_limit", undefined, { min: 1, integer: true });
     const batchSize = module.getOptionNumber("archive_cleanup_batch_size", 1000, { min: 1, integer: true });
 
-    for (const f of [NS_MAM, `${NS_MAM}#extended`, NS_SID]) module.addFeature(f);
-
     // ---- preferences ---------------------------------------------------------------
     function storedPrefs(user: string) {
       return prefsStore.get(user);
@@ -404,6 +402,8 @@ export default defineModule(
     }
 
     // ---- disco, account deletion, expiry -------------------------------------------
+    // Only accounts have archives, so only they advertise MAM (XEP-0313 §5.1: "only for
+    // those JIDs that support it"); the server's own disco#info does not, as in Prosody.
     module.hook("account-disco-info", ({ reply }: { reply: Element }) => {
       for (const f of [NS_MAM, `${NS_MAM}#extended`, `${NS_MAM}#groupchat-field`, NS_SID]) reply.c("feature", { var: f });
       return undefined;

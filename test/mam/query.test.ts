@@ -212,6 +212,11 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     const r = await a.request(xml("iq", { type: "get", to: "a@localhost" }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
     const features = r.getChild("query")!.getChildren("feature").map((f) => f.attrs.var);
     expect(features).toEqual(expect.arrayContaining(["urn:xmpp:mam:2", "urn:xmpp:mam:2#extended", "urn:xmpp:sid:0", "urn:xmpp:mam:2#groupchat-field"]));
+    // the server itself has no archive, so it does not advertise one
+    const host = await a.request(xml("iq", { type: "get", to: "localhost" }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
+    const hostFeatures = host.getChild("query")!.getChildren("feature").map((f) => f.attrs.var);
+    expect(hostFeatures).toContain("http://jabber.org/protocol/disco#info");
+    expect(hostFeatures.filter((f) => String(f).startsWith("urn:xmpp:mam:"))).toEqual([]);
   });
 
   describe("errors", () => {
