@@ -51,7 +51,16 @@ export class TlsProvider {
         cert = readFileSync(certFile, "utf8");
         key = readFileSync(keyFile, "utf8");
       }
-      p.contexts.set(host.name, createSecureContext({ cert, key }));
+      try {
+        p.contexts.set(host.name, createSecureContext({ cert, key }));
+      } catch (err) {
+        const where = ssl ? `ssl for ${host.name} (${ssl.certificate}, ${ssl.key})` : `the generated certificate for ${host.name}`;
+        throw new HostError(
+          "MAMKIT_ERR_CONFIG_FILE",
+          `${where}: expected a PEM certificate and its matching PEM private key: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
     }
     return p;
   }

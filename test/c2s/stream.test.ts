@@ -1,6 +1,12 @@
 // The c2s stream over a raw TCP socket: stream errors, encryption policy,
 // SASL details, timeouts, shutdown.
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import { generate } from "selfsigned";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Running, startServer } from "../e2e/helpers.js";
 
@@ -162,5 +168,71 @@ describe("keepalives", () => {
     await c.until(/<\/stream:features> /, 5000);
     expect(c.closed).toBe(false);
     c.end();
+  });
+});
+
+describe("certificates", () => {
+  async function pems(name: string) {
+    return generate([{ name: "commonName", value: name }], { keySize: 2048, algorithm: "sha256" });
+  }
+
+  /** STARTTLS on a raw socket; resolves with the certificate the server presented. */
+  async function presented(port: number): Promise<string> {
+    const socket = connect(port, "127.0.0.1");
+    let buf = "";
+    const onData = (d: Buffer) => {
+      buf += d.toString("utf8");
+    };
+    socket.on("data", onData);
+    const until = async (re: RegExp) => {
+      const start = Date.now();
+      while (!re.test(buf)) {
+        if (Date.now() - start > 3000) throw new Error(`timed out waiting for ${re}; got ${buf}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    socket.write(header());
+    await until(/<\/stream:features>/);
+    socket.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    await until(/<proceed xmlns="urn:ietf:params:xml:ns:xmpp-tls"\/>/);
+    socket.off("data", onData);
+    const secure = tlsConnect({ socket, servername: "localhost", rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once("secureConnect", resolve);
+      secure.once("error", reject);
+    });
+    const fingerprint = secure.getPeerCertificate().fingerprint256;
+    secure.destroy();
+    return fingerprint;
+  }
+
+  it("serves the certificate the `ssl` option names", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mamkit-ssl-"));
+    try {
+      const mine = await pems("localhost");
+      writeFileSync(join(dir, "mine.crt"), mine.cert);
+      writeFileSync(join(dir, "mine.key"), mine.private);
+      run = await startServer({ ssl: { certificate: join(dir, "mine.crt"), key: join(dir, "mine.key") } });
+      expect(await presented(run.listening.c2s[0]!.port)).toBe(new X509Certificate(mine.cert).fingerprint256);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses to start with a key that does not match the certificate, or a missing file, naming `ssl`", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mamkit-ssl-"));
+    try {
+      const [a, b] = [await pems("localhost"), await pems("localhost")];
+      writeFileSync(join(dir, "a.crt"), a.cert);
+      writeFileSync(join(dir, "b.key"), b.private);
+      await expect(startServer({ ssl: { certificate: join(dir, "a.crt"), key: join(dir, "b.key") } })).rejects.toThrow(
+        /^ssl for localhost .*expected a PEM certificate and its matching PEM private key/,
+      );
+      await expect(startServer({ ssl: { certificate: join(dir, "a.crt"), key: join(dir, "missing.key") } })).rejects.toThrow(
+        /^ssl for localhost: cannot read .*missing\.key/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
