@@ -61,16 +61,19 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   readonly db: Database.Database;
   private readonly cache = new Map<string, Database.Statement>();
   private readonly tx: (fn: () => unknown) => unknown;
+  /** Per host, store and user: the position this process appended last (ArchiveRef.prev). */
+  readonly lastAppended = new Map<string, number>();
 
   constructor(readonly path: string, opts: SqliteOptions = {}) {
     try {
       if (path !== ":memory:" && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+      // first, so that the pragmas and the schema wait for another process opening the same file
+      this.db.pragma("busy_timeout = 5000");
       if (!opts.readonly) {
         this.db.pragma("journal_mode = WAL");
         this.db.pragma(`synchronous = ${opts.synchronous ?? "full"}`);
       }
-      this.db.pragma("busy_timeout = 5000");
       if (!opts.readonly) this.createSchema();
     } catch (err) {
       if (err instanceof StorageError) throw err;
@@ -82,17 +85,22 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   }
 
   private createSchema(): void {
-    const have = new Set(
-      (this.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as { name: string }[]).map(
-        (r) => r.name,
-      ),
-    );
-    const missing = PROSODY_SCHEMA.filter((sql) => !have.has(/"([a-z_]+)"/.exec(sql)![1]!));
-    if (missing.length > 0) {
-      this.db.transaction(() => {
-        for (const sql of missing) this.db.exec(sql);
-      })();
-    }
+    const missing = () => {
+      const have = new Set(
+        (this.db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index')").all() as { name: string }[]).map(
+          (r) => r.name,
+        ),
+      );
+      return PROSODY_SCHEMA.filter((sql) => !have.has(/"([a-z_]+)"/.exec(sql)![1]!));
+    };
+    if (missing().length === 0) return;
+    // Another process may be creating it at the same moment (several `mamkit adduser`
+    // on a new file): look again under the write lock, and create what is still missing.
+    this.db
+      .transaction(() => {
+        for (const sql of missing()) this.db.exec(sql);
+      })
+      .immediate();
   }
 
   /** A prepared statement, cached by its SQL text. */
@@ -223,7 +231,11 @@ class SqliteArchive implements ArchiveStore {
               .run(this.host, user, this.store, id);
             return insert();
           });
-    return { id, pos: Number(info.lastInsertRowid), when: when * 1000 };
+    const pos = Number(info.lastInsertRowid);
+    const key = `${this.host}\0${this.store}\0${user}`;
+    const prev = this.d.lastAppended.get(key);
+    this.d.lastAppended.set(key, pos);
+    return prev !== undefined && prev < pos ? { id, pos, when: when * 1000, prev } : { id, pos, when: when * 1000 };
   }
 
   private where(user: string | null, q: ArchiveQuery & ArchiveDeleteQuery): [string, unknown[]] {
