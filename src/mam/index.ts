@@ -4,7 +4,7 @@
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { Host } from "../core/host.js";
-import { StorageError, type ArchiveItem, type ArchiveQuery } from "../storage/types.js";
+import { StorageError, type ArchiveItem, type ArchiveQuery, type ArchiveRef } from "../storage/types.js";
 import type { StanzaEvent } from "../xmpp/delivery.js";
 import type { Session } from "../xmpp/session.js";
 import { bareOf, localOf } from "../xmpp/jid.js";
@@ -32,6 +32,8 @@ export const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
 export const META_ARCHIVE_ID = "mam:id";
 export const META_ARCHIVE_POS = "mam:pos";
 export const META_ARCHIVE_USER = "mam:user";
+/** The position of the recipient's previous archive item, where the store knew it (ArchiveRef.prev). */
+export const META_ARCHIVE_PREV = "mam:prev";
 /** Stanza meta set on a message a local user sent that went into the sender's archive: `{ id, pos, user }`. */
 export const META_SENT_ARCHIVE = "mam:sent";
 
@@ -44,6 +46,8 @@ export interface ArchiveMessageAdded {
   user: string;
   id: string;
   pos: number;
+  /** The position of the user's previous item, where the store knew it: none of the user's items lies between. */
+  prev?: number;
   when: number;
   with: string;
   direction: "incoming" | "outgoing";
@@ -132,7 +136,7 @@ export default defineModule(
       peerFull: string,
       origin: Session | undefined,
       direction: "incoming" | "outgoing",
-    ): { id: string; pos: number; when: number } | undefined {
+    ): ArchiveRef | undefined {
       const peerBare = bareOf(peerFull);
       const [ok, reason] = shouldStore(stanza);
       const payload: ArchiveShouldStore = { stanza, origin, user, with: peerBare, direction, should_store: ok, reason };
@@ -164,6 +168,7 @@ export default defineModule(
         user,
         id: ref.id,
         pos: ref.pos,
+        prev: ref.prev,
         when: ref.when,
         with: peerBare,
         direction,
@@ -188,6 +193,7 @@ export default defineModule(
         setMeta(stanza, META_ARCHIVE_ID, ref.id);
         setMeta(stanza, META_ARCHIVE_POS, ref.pos);
         setMeta(stanza, META_ARCHIVE_USER, user);
+        if (ref.prev !== undefined) setMeta(stanza, META_ARCHIVE_PREV, ref.prev);
       }
       return undefined;
     };

@@ -7,7 +7,7 @@
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import { checkCronExpression, DAILY } from "../core/scheduler.js";
-import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_POS, META_ARCHIVE_USER } from "../mam/index.js";
+import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
 import { addCheckpoint, onQueued, smState } from "../smacks/index.js";
 import { isClientId, type Session } from "../xmpp/session.js";
 import { getMeta } from "../xmpp/stanza.js";
@@ -70,6 +70,15 @@ export default defineModule(
     );
     const newest = (user: string) => () => archive.summary(user).last?.pos ?? 0;
 
+    // Archive positions are global, so one user's items lie far apart. A delivery
+    // of `pos` whose predecessor in the user's archive is `prev` is recorded as
+    // [prev + 1, pos]: the positions between hold none of the user's items, now or
+    // later, so this says exactly the same, and live deliveries extend one interval
+    // instead of adding one each.
+    function runStart(pos: number, prev: number | undefined): number {
+      return prev !== undefined && prev < pos ? prev + 1 : pos;
+    }
+
     /** The (user, client) a session is tracked as: stream management and a valid client id, or nothing. */
     function tracked(session: Session | undefined): { user: string; client: string } | undefined {
       if (!session?.jid || !isClientId(session.clientId) || !smState(session)) return undefined;
@@ -84,8 +93,9 @@ export default defineModule(
       onQueued(session, (stanza: Element) => {
         const pos = getMeta<number>(stanza, META_ARCHIVE_POS);
         if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user) return;
+        const from = runStart(pos, getMeta<number>(stanza, META_ARCHIVE_PREV));
         // placed after the stanza entered the queue: fires once the client acked it
-        addCheckpoint(session, () => tracker.delivered(t.user, t.client, pos, pos, module.clock.now(), newest(t.user)));
+        addCheckpoint(session, () => tracker.delivered(t.user, t.client, from, pos, module.clock.now(), newest(t.user)));
       });
       return undefined;
     });
@@ -111,7 +121,7 @@ export default defineModule(
     module.hook("archive-message-added", (e: ArchiveMessageAdded) => {
       if (e.direction !== "outgoing") return undefined;
       const t = tracked(e.origin);
-      if (t && t.user === e.user) tracker.delivered(t.user, t.client, e.pos, e.pos, module.clock.now(), newest(t.user));
+      if (t && t.user === e.user) tracker.delivered(t.user, t.client, runStart(e.pos, e.prev), e.pos, module.clock.now(), newest(t.user));
       return undefined;
     });
 

@@ -1,6 +1,7 @@
 // Sets of archive positions as sorted, disjoint, closed integer intervals.
 // Delivery tracking stays a handful of intervals per client: a MAM catch-up
-// adds one interval per page, live deliveries extend the last one.
+// adds one interval per page, live deliveries extend the last one (recorded
+// from the user's previous archive position, see runStart in index.ts).
 
 export type Interval = readonly [number, number];
 
@@ -9,7 +10,14 @@ export class IntervalSet {
 
   constructor(intervals: readonly Interval[] = []) {
     this.list = [];
-    for (const [a, b] of intervals) this.add(a, b);
+    // stored sets are already sorted and disjoint: take them as they are
+    let sorted = true;
+    for (let i = 0; i < intervals.length && sorted; i++) {
+      const [a, b] = intervals[i]!;
+      sorted = Number.isInteger(a) && Number.isInteger(b) && a <= b && (i === 0 || a > intervals[i - 1]![1] + 1);
+    }
+    if (sorted) this.list = intervals.map(([a, b]) => [a, b]);
+    else for (const [a, b] of intervals) this.add(a, b);
   }
 
   get intervals(): readonly Interval[] {
@@ -23,25 +31,35 @@ export class IntervalSet {
   /** Adds [a, b] (integers, a ≤ b), merging overlapping and adjacent intervals. */
   add(a: number, b: number = a): void {
     if (!Number.isInteger(a) || !Number.isInteger(b) || a > b) throw new RangeError(`bad interval [${a}, ${b}]`);
-    const out: [number, number][] = [];
-    let lo = a;
-    let hi = b;
-    let placed = false;
-    for (const [x, y] of this.list) {
-      if (y < lo - 1) out.push([x, y]);
-      else if (x > hi + 1) {
-        if (!placed) {
-          out.push([lo, hi]);
-          placed = true;
-        }
-        out.push([x, y]);
-      } else {
-        lo = Math.min(lo, x);
-        hi = Math.max(hi, y);
-      }
+    const list = this.list;
+    const last = list[list.length - 1];
+    // the common cases: past the end, or extending the last interval
+    if (last === undefined || a > last[1] + 1) {
+      list.push([a, b]);
+      return;
     }
-    if (!placed) out.push([lo, hi]);
-    this.list = out;
+    if (a >= last[0]) {
+      if (b > last[1]) last[1] = b;
+      return;
+    }
+    // first interval that ends at or after a - 1 (could touch or overlap [a, b])
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (list[m]![1] < a - 1) lo = m + 1;
+      else hi = m;
+    }
+    // intervals from lo on that start at or before b + 1 merge with [a, b]
+    let end = lo;
+    let from = a;
+    let to = b;
+    while (end < list.length && list[end]![0] <= b + 1) {
+      from = Math.min(from, list[end]![0]);
+      to = Math.max(to, list[end]![1]);
+      end++;
+    }
+    list.splice(lo, end - lo, [from, to]);
   }
 
   has(pos: number): boolean {

@@ -109,6 +109,13 @@ export interface ArchiveRef {
   id: string;
   pos: number;
   when: number;
+  /**
+   * Set by `append` when the store knows it: the position of the user's
+   * previous item in this store. No item of the user lies strictly between
+   * `prev` and `pos`, then or later (positions only grow). Smart retention
+   * uses it to record a delivery as one run with the ones before it.
+   */
+  prev?: number;
 }
 
 export interface ArchiveSummary {

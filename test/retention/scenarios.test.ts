@@ -257,6 +257,27 @@ describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) =>
     expect(rec.delivered).toHaveLength(1);
   });
 
+  it("keeps one interval for live deliveries interleaved with other users' archives", async () => {
+    const { carol } = setup();
+    const phone = bob(PHONE);
+    t!.connect("dave@localhost/y", { streamManagement: true });
+    const tracked = () => t!.host().openStore("mam_smart_retention", "map").get("bob", PHONE) as { delivered: number[][] };
+    // bob's archive positions are far apart: dave's messages (and carol's own copies) lie between
+    for (let i = 0; i < 30; i++) {
+      say(carol, `b${i}`);
+      say(carol, `d${i}`, "dave@localhost");
+      if (i % 7 === 6) phone.ack();
+    }
+    phone.ack();
+    await new Promise((r) => setImmediate(r)); // buffered tracking writes
+    // the first delivery after start is a single position; every later one extends it
+    expect(tracked().delivered).toHaveLength(1);
+    await cleanup();
+    expect(archived()).toEqual([]);
+    const daves = t!.host().openStore("archive", "archive").find("dave").items;
+    expect(daves).toHaveLength(30); // the range covered other users' positions; their items stay
+  });
+
   it("logs an error for one user and goes on with the others", async () => {
     const { carol } = setup();
     const phone = bob(PHONE);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryDriver } from "../../src/storage/memory/driver.js";
 import { SqliteDriver } from "../../src/storage/sqlite/driver.js";
-import { NON_STRING_KEYS, StorageError, type StorageDriver } from "../../src/storage/types.js";
+import { type ArchiveRef, NON_STRING_KEYS, StorageError, type StorageDriver } from "../../src/storage/types.js";
 import { Element, xml } from "../../src/xmpp/stanza.js";
 
 const dirs: string[] = [];
@@ -142,6 +142,32 @@ describe.each(drivers)("storage contract: %s", (_name, open) => {
       for (let i = 1; i < refs.length; i++) expect(refs[i]!.pos).toBeGreaterThan(refs[i - 1]!.pos);
       for (const r of refs) expect(r.id).toMatch(/^[0-9a-f-]{36}$/);
       expect(a.find("romeo").items.map((i) => i.id)).toEqual(refs.map((r) => r.id));
+      d.close();
+    });
+
+    it("gives each append the user's previous position (prev), with none of the user's items between", () => {
+      const d = open();
+      const a = d.archive("h", "archive");
+      const other = d.archive("h", "other store");
+      const refs: Record<string, ArchiveRef[]> = { u: [], v: [] };
+      // interleaved users and stores, so that one user's positions are not adjacent
+      for (let i = 0; i < 12; i++) {
+        const user = i % 3 === 0 ? "v" : "u";
+        refs[user]!.push(a.append(user, { stanza: msg(i), when: T0, with: "x@y" }));
+        other.append(user, { stanza: msg(i), when: T0, with: "x@y" });
+      }
+      for (const list of Object.values(refs)) {
+        expect(list[0]!.prev).toBeUndefined(); // nothing before, in this store
+        for (let i = 1; i < list.length; i++) {
+          expect(list[i]!.prev).toBe(list[i - 1]!.pos);
+          expect(list[i]!.pos - list[i]!.prev!).toBeGreaterThan(1); // the gap holds other users' and stores' items
+        }
+      }
+      // deleting the previous item does not make prev wrong: still none of the user's items between
+      a.delete("u", { ids: [refs.u!.at(-1)!.id] });
+      const next = a.append("u", { stanza: msg(99), when: T0, with: "x@y" });
+      expect(next.prev).toBeGreaterThanOrEqual(refs.u!.at(-2)!.pos);
+      expect(a.find("u", { afterPos: next.prev!, beforePos: next.pos }).items).toEqual([]);
       d.close();
     });
 

@@ -93,6 +93,7 @@ class MemoryArchive implements ArchiveStore {
     }
     const id = item.id ?? randomUUID();
     if (item.id !== undefined && a.byId.has(id)) this.delete(user, { ids: [id] });
+    const prev = a.items[a.items.length - 1]?.pos;
     const stored: StoredItem = {
       id,
       pos: this.driver.nextPos(),
@@ -102,7 +103,7 @@ class MemoryArchive implements ArchiveStore {
     };
     a.items.push(stored);
     a.byId.set(id, stored);
-    return { id, pos: stored.pos, when: stored.whenSec * 1000 };
+    return prev === undefined ? { id, pos: stored.pos, when: stored.whenSec * 1000 } : { id, pos: stored.pos, when: stored.whenSec * 1000, prev };
   }
 
   find(user: string, q: ArchiveQuery = {}): ArchivePage {
