@@ -1,5 +1,7 @@
 // `npm run bench`: throughput of the in-process router and of archive appends
-// on both drivers. Prints numbers; nothing here asserts a time.
+// on both drivers, MAM query latency, smart retention cleanup and ingest, and
+// load over real sockets from this process against the server as a child
+// process (bench/load.ts). Prints numbers; nothing here asserts a time.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +13,7 @@ import type { StorageDriver } from "../src/storage/types.js";
 import type { Element } from "@xmpp/xml";
 import { xml } from "../src/xmpp/stanza.js";
 import { mamQueryBench } from "./mam.js";
+import { loadBench } from "./load.js";
 import { ingestBench, retentionCleanupBench } from "./retention.js";
 
 function rate(n: number, ms: number): string {
@@ -86,8 +89,9 @@ try {
   appendBench("sqlite (WAL, synchronous=full, file)", () => new SqliteDriver(join(dir, "full.sqlite")), 5_000);
   appendBench("sqlite (WAL, synchronous=normal, file)", () => new SqliteDriver(join(dir, "normal.sqlite"), { synchronous: "normal" }), 20_000);
   mamQueryBench(dir);
-  ingestBench();
+  await ingestBench();
   await retentionCleanupBench(dir);
+  await loadBench();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
