@@ -65,6 +65,7 @@ export default defineModule(
     const batchSize = module.getOptionNumber("smart_retention_batch_size", 1000, { min: 1, integer: true });
 
     const archive = module.openStore("archive", "archive");
+    const storage = host.server.storage;
     const tracker = new Tracker(module.openStore("mam_smart_retention", "map"), host.server.storage, (err) =>
       module.log.error({ err }, "could not save delivery tracking"),
     );
@@ -149,21 +150,16 @@ export default defineModule(
       };
       // strictly older than smart_retention_min (no minimum: no age limit)
       const end = minAge > 0 ? now - minAge * 1000 - 1 : undefined;
-      for (const [a, b] of d.deletable.intervals) {
-        if (dryRun) {
+      const intervals = d.deletable.intervals;
+      if (dryRun) {
+        for (const [a, b] of intervals) {
           // (a total would count the whole archive: totals ignore position bounds)
           const q = { afterPos: a - 1, beforePos: b + 1 };
           report.deleted += archive.find(user, end === undefined ? q : { ...q, end }).items.length;
-          continue;
         }
-        for (;;) {
-          const n = archive.delete(user, end === undefined ? { fromPos: a, toPos: b, limit: batchSize } : { fromPos: a, toPos: b, end, limit: batchSize });
-          report.deleted += n;
-          if (n < batchSize) break;
-          await new Promise((r) => setImmediate(r)); // the server keeps serving between batches
-        }
+        return report;
       }
-      if (!dryRun) {
+      const saveTracking = () => {
         const next = new Map<string, ClientRecord | undefined>();
         for (const c of d.expired) next.set(c, undefined);
         for (const c of d.active) {
@@ -173,6 +169,28 @@ export default defineModule(
           next.set(c, r);
         }
         tracker.save(user, next);
+      };
+      // A batch is one transaction deleting at most batchSize rows (across intervals);
+      // the last one also saves the user's compacted tracking, so a user with few
+      // messages costs one commit. The server keeps serving between batches.
+      let i = 0;
+      let done = false;
+      while (!done) {
+        storage.transaction(() => {
+          let budget = batchSize;
+          while (i < intervals.length && budget > 0) {
+            const [a, b] = intervals[i]!;
+            const n = archive.delete(user, end === undefined ? { fromPos: a, toPos: b, limit: budget } : { fromPos: a, toPos: b, end, limit: budget });
+            report.deleted += n;
+            if (n < budget) i++; // this interval is done (or may hold more: looked at again next batch)
+            budget -= n;
+          }
+          if (i >= intervals.length) {
+            saveTracking();
+            done = true;
+          }
+        });
+        if (!done) await new Promise((r) => setImmediate(r));
       }
       return report;
     }
