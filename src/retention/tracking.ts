@@ -1,8 +1,11 @@
 // Per (user, client id) delivery records, in the map store
 // `mam_smart_retention` (key = client id): the positions the client
 // acknowledged as intervals, the newest archive position when the client was
-// first seen, and when it was last seen. Updates are buffered and written
-// once per event-loop turn, in one transaction.
+// first seen, and when it was last seen. Updates are buffered and written in
+// one transaction at most FLUSH_DELAY_MS after the first of them (sooner once
+// MAX_DIRTY records wait), at a cleanup, and at unload: a few writes a second
+// however many messages are acknowledged. A crash loses at most that last
+// second of tracking, which can only keep messages longer, never delete one.
 import type { MapStore, StorageDriver } from "../storage/types.js";
 import { type Interval, IntervalSet } from "./intervals.js";
 
@@ -20,9 +23,13 @@ interface Stored {
   lastSeen: number;
 }
 
+const FLUSH_DELAY_MS = 1000;
+const MAX_DIRTY = 1000;
+
 export class Tracker {
   private readonly dirty = new Map<string, Map<string, ClientRecord>>();
-  private scheduled: NodeJS.Immediate | undefined;
+  private dirtyCount = 0;
+  private scheduled: NodeJS.Timeout | undefined;
 
   constructor(
     readonly store: MapStore,
@@ -61,15 +68,21 @@ export class Tracker {
       m = new Map();
       this.dirty.set(user, m);
     }
+    if (!m.has(client)) this.dirtyCount++;
     m.set(client, rec);
-    this.scheduled ??= setImmediate(() => {
-      this.scheduled = undefined;
-      try {
-        this.flush();
-      } catch (err) {
-        this.onError(err);
-      }
-    });
+    if (this.dirtyCount >= MAX_DIRTY) this.flushSafely();
+    else if (this.scheduled === undefined) {
+      this.scheduled = setTimeout(() => this.flushSafely(), FLUSH_DELAY_MS);
+      this.scheduled.unref();
+    }
+  }
+
+  private flushSafely(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      this.onError(err);
+    }
   }
 
   /** The client was seen; a new client records `newest` as its first-seen position. */
@@ -89,9 +102,14 @@ export class Tracker {
 
   /** Writes buffered changes (one transaction). */
   flush(): void {
+    if (this.scheduled !== undefined) {
+      clearTimeout(this.scheduled);
+      this.scheduled = undefined;
+    }
     if (this.dirty.size === 0) return;
     const batch = [...this.dirty];
     this.dirty.clear();
+    this.dirtyCount = 0;
     this.driver.transaction(() => {
       for (const [user, clients] of batch) {
         const data: Record<string, Stored> = {};
@@ -119,6 +137,7 @@ export class Tracker {
   }
 
   forgetUser(user: string): void {
+    this.dirtyCount -= this.dirty.get(user)?.size ?? 0;
     this.dirty.delete(user);
   }
 

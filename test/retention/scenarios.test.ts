@@ -1,6 +1,6 @@
 // mam_smart_retention through the test kit, on both drivers: strategies,
 // options, and every case where the Lua module deletes undelivered messages.
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../../src/core/module.js";
 import type { CleanupReport } from "../../src/retention/index.js";
@@ -40,7 +40,6 @@ describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) =>
       return undefined;
     };
     t!.host().events.on("smart-retention-cleanup", off);
-    await new Promise((r) => setImmediate(r)); // buffered tracking writes
     expect(await t!.runScheduled("smart retention cleanup")).toBe(1);
     t!.host().events.off("smart-retention-cleanup", off);
     return report!;
@@ -269,13 +268,32 @@ describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) =>
       if (i % 7 === 6) phone.ack();
     }
     phone.ack();
-    await new Promise((r) => setImmediate(r)); // buffered tracking writes
+    await t!.host().events.fire("smart-retention-run", { dryRun: true }); // writes the buffered tracking
     // the first delivery after start is a single position; every later one extends it
     expect(tracked().delivered).toHaveLength(1);
     await cleanup();
     expect(archived()).toEqual([]);
     const daves = t!.host().openStore("archive", "archive").find("dave").items;
     expect(daves).toHaveLength(30); // the range covered other users' positions; their items stay
+  });
+
+  it("writes tracking within a second of the ack, in one go, without waiting for a cleanup", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const { carol } = setup();
+      const phone = bob(PHONE);
+      const store = t!.host().openStore("mam_smart_retention", "map");
+      say(carol, "m1");
+      phone.ack();
+      say(carol, "m2");
+      phone.ack();
+      await new Promise((r) => setImmediate(r));
+      expect(store.get("bob", PHONE)).toBeUndefined(); // buffered
+      vi.advanceTimersByTime(1000);
+      expect((store.get("bob", PHONE) as { delivered: number[][] }).delivered).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("logs an error for one user and goes on with the others", async () => {
