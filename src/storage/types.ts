@@ -110,10 +110,11 @@ export interface ArchiveRef {
   pos: number;
   when: number;
   /**
-   * Set by `append` when the store knows it: the position of the user's
-   * previous item in this store. No item of the user lies strictly between
-   * `prev` and `pos`, then or later (positions only grow). Smart retention
-   * uses it to record a delivery as one run with the ones before it.
+   * Set by `append` when the user had an item before in this store: the
+   * position of the newest one. No item of the user lies strictly between
+   * `prev` and `pos`, then or later (positions only grow), whichever process
+   * writes. Smart retention uses it to record a delivery as one run with the
+   * ones before it.
    */
   prev?: number;
 }

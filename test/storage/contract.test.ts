@@ -171,6 +171,15 @@ describe.each(drivers)("storage contract: %s", (_name, open) => {
       d.close();
     });
 
+    it("replaces an item appended again with the same id, even the user's only one", () => {
+      const d = open();
+      const a = d.archive("h", "archive");
+      a.append("bob", { id: "x", stanza: msg(1), when: T0, with: "c@h" });
+      const again = a.append("bob", { id: "x", stanza: msg(2), when: T0 + 1000, with: "c@h" });
+      expect(a.find("bob").items.map((i) => [i.id, i.pos, i.stanza.getChildText("body")])).toEqual([["x", again.pos, `text 2 <&'">`]]);
+      d.close();
+    });
+
     it("returns the stanza, time (whole seconds), partner and position", () => {
       const { d, a, refs } = filled(1);
       const item = a.get("romeo", refs[0]!.id)!;

@@ -1,5 +1,6 @@
-// Several processes opening one new SQLite file at once (say, a script running
-// `mamkit adduser` in parallel) must all get the schema, none an error.
+// Several writers on one SQLite file: processes opening a new file at once
+// (say, a script running `mamkit adduser` in parallel) must all get the schema,
+// none an error; and append's prev must hold across connections.
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { SqliteDriver } from "../../src/storage/sqlite/driver.js";
+import { xml } from "../../src/xmpp/stanza.js";
 
 const CHILD = fileURLToPath(new URL("./fixtures/open-and-write.ts", import.meta.url));
 
@@ -34,3 +36,23 @@ it("creates the schema once when processes open a new file at the same moment", 
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);
+
+it("gives append's prev across writers: another connection's item of the user is never skipped", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mamkit-sqlite-prev-"));
+  try {
+    const db = join(dir, "db.sqlite");
+    const a = new SqliteDriver(db);
+    const b = new SqliteDriver(db); // a second server (or Prosody) on the same file
+    const msg = (i: number) => xml("message", { type: "chat" }, xml("body", {}, `m${i}`));
+    const r1 = a.archive("localhost", "archive").append("bob", { stanza: msg(1), when: 0, with: "x@y" });
+    a.archive("localhost", "archive").append("carol", { stanza: msg(2), when: 0, with: "x@y" });
+    const r2 = b.archive("localhost", "archive").append("bob", { stanza: msg(3), when: 0, with: "x@y" });
+    const r3 = a.archive("localhost", "archive").append("bob", { stanza: msg(4), when: 0, with: "x@y" });
+    expect(r2.prev).toBe(r1.pos);
+    expect(r3.prev).toBe(r2.pos); // not r1.pos, which is what a's own appends alone would say
+    a.close();
+    b.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -86,13 +86,14 @@ class MemoryArchive implements ArchiveStore {
   constructor(private readonly driver: MemoryDriver) {}
 
   append(user: string, item: ArchiveAppend): ArchiveRef {
+    const id = item.id ?? randomUUID();
+    // replacing an item by id first (which may leave the user with no archive at all)
+    if (item.id !== undefined && this.users_.get(user)?.byId.has(id)) this.delete(user, { ids: [id] });
     let a = this.users_.get(user);
     if (!a) {
       a = { items: [], byId: new Map() };
       this.users_.set(user, a);
     }
-    const id = item.id ?? randomUUID();
-    if (item.id !== undefined && a.byId.has(id)) this.delete(user, { ids: [id] });
     const prev = a.items[a.items.length - 1]?.pos;
     const stored: StoredItem = {
       id,

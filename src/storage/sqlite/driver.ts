@@ -61,8 +61,6 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   readonly db: Database.Database;
   private readonly cache = new Map<string, Database.Statement>();
   private readonly tx: (fn: () => unknown) => unknown;
-  /** Per host, store and user: the position this process appended last (ArchiveRef.prev). */
-  readonly lastAppended = new Map<string, number>();
 
   constructor(readonly path: string, opts: SqliteOptions = {}) {
     try {
@@ -222,20 +220,22 @@ class SqliteArchive implements ArchiveStore {
           'INSERT INTO "prosodyarchive" ("host","user","store","when","with","key","type","value") VALUES (?,?,?,?,?,?,\'xml\',?)',
         )
         .run(this.host, user, this.store, when, item.with, id, value);
-    const info =
-      item.id === undefined
-        ? this.d.run("append", insert)
-        : this.d.transaction(() => {
-            this.d
-              .stmt('DELETE FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?')
-              .run(this.host, user, this.store, id);
-            return insert();
-          });
-    const pos = Number(info.lastInsertRowid);
-    const key = `${this.host}\0${this.store}\0${user}`;
-    const prev = this.d.lastAppended.get(key);
-    this.d.lastAppended.set(key, pos);
-    return prev !== undefined && prev < pos ? { id, pos, when: when * 1000, prev } : { id, pos, when: when * 1000 };
+    // One transaction: the insert, and the user's previous position read under the
+    // same write lock. sort_id is AUTOINCREMENT, so every row below `pos` is
+    // committed and none can appear there later, whoever writes to the file.
+    const [pos, prev] = this.d.transaction(() => {
+      if (item.id !== undefined) {
+        this.d
+          .stmt('DELETE FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?')
+          .run(this.host, user, this.store, id);
+      }
+      const p = Number(insert().lastInsertRowid);
+      const row = this.d
+        .stmt('SELECT MAX("sort_id") AS "prev" FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "sort_id"<?')
+        .get(this.host, user, this.store, p) as { prev: number | bigint | null };
+      return [p, row.prev === null ? undefined : Number(row.prev)] as const;
+    });
+    return prev === undefined ? { id, pos, when: when * 1000 } : { id, pos, when: when * 1000, prev };
   }
 
   private where(user: string | null, q: ArchiveQuery & ArchiveDeleteQuery): [string, unknown[]] {
