@@ -193,7 +193,7 @@ export default defineModule(
         setMeta(stanza, META_ARCHIVE_ID, ref.id);
         setMeta(stanza, META_ARCHIVE_POS, ref.pos);
         setMeta(stanza, META_ARCHIVE_USER, user);
-        if (ref.prev !== undefined) setMeta(stanza, META_ARCHIVE_PREV, ref.prev);
+        setMeta(stanza, META_ARCHIVE_PREV, ref.prev); // always, so a stanza archived twice never keeps a stale one
       }
       return undefined;
     };

@@ -134,20 +134,18 @@ export default defineModule(
     // ---- cleanup -----------------------------------------------------------------------------
     let running: Promise<CleanupReport> | undefined;
 
-    async function cleanupUser(user: string, now: number, dryRun: boolean): Promise<UserReport> {
+    /** Fills `report` as it goes, so that a failure part-way still reports what was deleted. */
+    async function cleanupUser(user: string, now: number, dryRun: boolean, report: UserReport): Promise<void> {
+      const generation = tracker.generation(user);
       const records = tracker.load(user);
       const d = decide(records, strategy, now, clientExpiry * 1000);
-      const report: UserReport = {
-        user,
-        deleted: 0,
-        clients: [...records].map(([client, r]) => ({
-          client,
-          delivered: r.delivered.intervals,
-          firstSeen: r.firstSeen,
-          lastSeen: r.lastSeen,
-          expired: d.expired.includes(client),
-        })),
-      };
+      report.clients = [...records].map(([client, r]) => ({
+        client,
+        delivered: r.delivered.toJSON(),
+        firstSeen: r.firstSeen,
+        lastSeen: r.lastSeen,
+        expired: d.expired.includes(client),
+      }));
       // strictly older than smart_retention_min (no minimum: no age limit)
       const end = minAge > 0 ? now - minAge * 1000 - 1 : undefined;
       const intervals = d.deletable.intervals;
@@ -157,9 +155,12 @@ export default defineModule(
           const q = { afterPos: a - 1, beforePos: b + 1 };
           report.deleted += archive.find(user, end === undefined ? q : { ...q, end }).items.length;
         }
-        return report;
+        return;
       }
+      let settle: (() => void) | undefined;
       const saveTracking = () => {
+        // an account deleted while its cleanup ran keeps no tracking
+        if (tracker.generation(user) !== generation) return;
         const next = new Map<string, ClientRecord | undefined>();
         for (const c of d.expired) next.set(c, undefined);
         for (const c of d.active) {
@@ -168,7 +169,7 @@ export default defineModule(
           r.delivered.compact((after, before) => archive.find(user, { afterPos: after, beforePos: before, limit: 1 }).items.length === 0);
           next.set(c, r);
         }
-        tracker.save(user, next);
+        settle = tracker.save(user, next, records);
       };
       // A batch is one transaction deleting at most batchSize rows (across intervals);
       // the last one also saves the user's compacted tracking, so a user with few
@@ -192,7 +193,7 @@ export default defineModule(
         });
         if (!done) await new Promise((r) => setImmediate(r));
       }
-      return report;
+      settle?.(); // committed
     }
 
     async function cleanup(opts: CleanupOptions = {}): Promise<CleanupReport> {
@@ -203,14 +204,15 @@ export default defineModule(
       const report: CleanupReport = { host: host.name, strategy, dryRun: opts.dryRun === true, deleted: 0, users: [], ms: 0 };
       let done = 0;
       for (const user of users) {
+        const r: UserReport = { user, clients: [], deleted: 0 };
         try {
-          const r = await cleanupUser(user, now, opts.dryRun === true);
-          report.users.push(r);
-          report.deleted += r.deleted;
+          await cleanupUser(user, now, opts.dryRun === true, r);
         } catch (err) {
           module.log.error({ err, user }, "smart retention cleanup failed for a user; going on");
-          report.users.push({ user, clients: [], deleted: 0, error: (err as Error).message });
+          r.error = (err as Error).message;
         }
+        report.users.push(r);
+        report.deleted += r.deleted;
         opts.progress?.(++done, users.length);
         await new Promise((r) => setImmediate(r));
       }

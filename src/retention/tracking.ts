@@ -1,11 +1,19 @@
 // Per (user, client id) delivery records, in the map store
 // `mam_smart_retention` (key = client id): the positions the client
 // acknowledged as intervals, the newest archive position when the client was
-// first seen, and when it was last seen. Updates are buffered and written in
-// one transaction at most FLUSH_DELAY_MS after the first of them (sooner once
-// MAX_DIRTY records wait), at a cleanup, and at unload: a few writes a second
-// however many messages are acknowledged. A crash loses at most that last
-// second of tracking, which can only keep messages longer, never delete one.
+// first seen, and when it was last seen.
+//
+// Writes are buffered and go out in one transaction at most FLUSH_DELAY_MS
+// after the first change (sooner once MAX_DIRTY records wait), before every
+// cleanup, and at unload. Two things must never be lost, because losing them
+// could delete a message: a new client's record (its first-seen position: a
+// record made again later would say "first seen" later, and what came between
+// would not wait for it under `all`), and a client's last-seen time (rolled
+// back, a client could look expired). So a new client is written at once; a
+// write that fails is kept buffered and tried again (a cleanup does not start
+// while it fails); and a cleanup's save merges with whatever was written or
+// buffered while it ran instead of overwriting it. Losing acknowledgements in a
+// crash only keeps messages longer.
 import type { MapStore, StorageDriver } from "../storage/types.js";
 import { type Interval, IntervalSet } from "./intervals.js";
 
@@ -26,9 +34,34 @@ interface Stored {
 const FLUSH_DELAY_MS = 1000;
 const MAX_DIRTY = 1000;
 
+function decode(v: unknown): ClientRecord | undefined {
+  const s = v as Partial<Stored> | undefined;
+  if (!s || !Array.isArray(s.delivered)) return undefined;
+  return {
+    delivered: new IntervalSet(s.delivered.filter((iv) => Array.isArray(iv) && iv.length === 2) as Interval[]),
+    firstSeen: Number(s.firstSeen) || 0,
+    lastSeen: Number(s.lastSeen) || 0,
+  };
+}
+
+function encode(r: ClientRecord): Stored {
+  return { delivered: r.delivered.toJSON(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
+}
+
+function copy(r: ClientRecord): ClientRecord {
+  return { delivered: new IntervalSet(r.delivered.intervals), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
+}
+
+/** Everything either record knows: union of deliveries, earliest first-seen, latest last-seen. */
+function merge(a: ClientRecord, b: ClientRecord | undefined): ClientRecord {
+  if (!b) return a;
+  return { delivered: a.delivered.union(b.delivered), firstSeen: Math.min(a.firstSeen, b.firstSeen), lastSeen: Math.max(a.lastSeen, b.lastSeen) };
+}
+
 export class Tracker {
   private readonly dirty = new Map<string, Map<string, ClientRecord>>();
   private dirtyCount = 0;
+  private readonly forgotten = new Map<string, number>();
   private scheduled: NodeJS.Timeout | undefined;
 
   constructor(
@@ -37,29 +70,19 @@ export class Tracker {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  /** Every client of a user, buffered changes included. */
+  /** A snapshot of every client of a user, buffered changes included (copies: later changes do not show). */
   load(user: string): Map<string, ClientRecord> {
     const out = new Map<string, ClientRecord>();
-    const all = this.store.getAll(user) ?? {};
-    for (const [client, v] of Object.entries(all)) {
-      const s = v as Partial<Stored>;
-      if (!s || !Array.isArray(s.delivered)) continue;
-      out.set(client, {
-        delivered: new IntervalSet(s.delivered.filter((iv) => Array.isArray(iv) && iv.length === 2) as Interval[]),
-        firstSeen: Number(s.firstSeen) || 0,
-        lastSeen: Number(s.lastSeen) || 0,
-      });
+    for (const [client, v] of Object.entries(this.store.getAll(user) ?? {})) {
+      const r = decode(v);
+      if (r) out.set(client, r);
     }
-    for (const [client, rec] of this.dirty.get(user) ?? []) out.set(client, rec);
+    for (const [client, rec] of this.dirty.get(user) ?? []) out.set(client, copy(rec));
     return out;
   }
 
   private record(user: string, client: string): ClientRecord | undefined {
-    const d = this.dirty.get(user)?.get(client);
-    if (d) return d;
-    const s = this.store.get(user, client) as Partial<Stored> | undefined;
-    if (!s || !Array.isArray(s.delivered)) return undefined;
-    return { delivered: new IntervalSet(s.delivered as Interval[]), firstSeen: Number(s.firstSeen) || 0, lastSeen: Number(s.lastSeen) || 0 };
+    return this.dirty.get(user)?.get(client) ?? decode(this.store.get(user, client));
   }
 
   private touch(user: string, client: string, rec: ClientRecord): void {
@@ -71,10 +94,13 @@ export class Tracker {
     if (!m.has(client)) this.dirtyCount++;
     m.set(client, rec);
     if (this.dirtyCount >= MAX_DIRTY) this.flushSafely();
-    else if (this.scheduled === undefined) {
-      this.scheduled = setTimeout(() => this.flushSafely(), FLUSH_DELAY_MS);
-      this.scheduled.unref();
-    }
+    else this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled !== undefined || this.dirtyCount === 0) return;
+    this.scheduled = setTimeout(() => this.flushSafely(), FLUSH_DELAY_MS);
+    this.scheduled.unref();
   }
 
   private flushSafely(): void {
@@ -82,25 +108,35 @@ export class Tracker {
       this.flush();
     } catch (err) {
       this.onError(err);
+      this.schedule(); // still buffered: try again
     }
+  }
+
+  /** The record of (user, client), made (and written at once) if the client is new. */
+  private upsert(user: string, client: string, now: number, newest: () => number, change: (r: ClientRecord) => void): void {
+    const existing = this.record(user, client);
+    const rec = existing ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
+    change(rec);
+    this.touch(user, client, rec);
+    if (!existing) this.flushSafely();
   }
 
   /** The client was seen; a new client records `newest` as its first-seen position. */
   seen(user: string, client: string, now: number, newest: () => number): void {
-    const rec = this.record(user, client) ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
-    rec.lastSeen = now;
-    this.touch(user, client, rec);
+    this.upsert(user, client, now, newest, (r) => {
+      r.lastSeen = Math.max(r.lastSeen, now);
+    });
   }
 
   /** The client acknowledged positions a..b. */
   delivered(user: string, client: string, a: number, b: number, now: number, newest: () => number): void {
-    const rec = this.record(user, client) ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
-    rec.delivered.add(a, b);
-    rec.lastSeen = Math.max(rec.lastSeen, now);
-    this.touch(user, client, rec);
+    this.upsert(user, client, now, newest, (r) => {
+      r.delivered.add(a, b);
+      r.lastSeen = Math.max(r.lastSeen, now);
+    });
   }
 
-  /** Writes buffered changes (one transaction). */
+  /** Writes buffered changes (one transaction). On failure they stay buffered, and the error is thrown. */
   flush(): void {
     if (this.scheduled !== undefined) {
       clearTimeout(this.scheduled);
@@ -108,37 +144,60 @@ export class Tracker {
     }
     if (this.dirty.size === 0) return;
     const batch = [...this.dirty];
-    this.dirty.clear();
-    this.dirtyCount = 0;
     this.driver.transaction(() => {
       for (const [user, clients] of batch) {
         const data: Record<string, Stored> = {};
-        for (const [client, r] of clients) data[client] = { delivered: r.delivered.toJSON(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
+        for (const [client, r] of clients) data[client] = encode(r);
         this.store.setKeys(user, data);
       }
     });
+    // written: synchronous since the snapshot above, so nothing changed meanwhile
+    this.dirty.clear();
+    this.dirtyCount = 0;
   }
 
-  /** Replaces a user's records (after a cleanup); `undefined` forgets a client. */
-  save(user: string, records: Map<string, ClientRecord | undefined>): void {
+  /**
+   * Writes a user's records after a cleanup (call it inside the cleanup's
+   * last transaction): `next` maps each client to its new record (compacted),
+   * or to undefined to forget it; `before` is the snapshot the cleanup
+   * decided on. What was recorded since — written by a flush or still
+   * buffered — is merged in, not overwritten; a client to be forgotten that
+   * was seen again meanwhile is kept. Returns what to call once the
+   * transaction committed (it drops the buffered changes now written).
+   */
+  save(user: string, next: Map<string, ClientRecord | undefined>, before: Map<string, ClientRecord>): () => void {
     const data: Record<string, Stored | undefined> = {};
     const pending = this.dirty.get(user);
-    for (const [client, r] of records) {
-      const newer = pending?.get(client);
-      if (r && newer) {
-        // deliveries recorded while the cleanup ran are kept
-        r.delivered = r.delivered.union(newer.delivered);
-        r.lastSeen = Math.max(r.lastSeen, newer.lastSeen);
-        pending!.set(client, r);
+    for (const [client, r] of next) {
+      const stored = decode(this.store.get(user, client));
+      const buffered = pending?.get(client);
+      const current = stored && buffered ? merge(stored, buffered) : (buffered ?? stored);
+      if (r === undefined) {
+        const was = before.get(client);
+        const seenAgain = current !== undefined && (was === undefined || current.lastSeen > was.lastSeen);
+        data[client] = seenAgain ? encode(current) : undefined;
+      } else {
+        data[client] = encode(merge(r, current));
       }
-      data[client] = r && { delivered: r.delivered.toJSON(), firstSeen: r.firstSeen, lastSeen: r.lastSeen };
     }
     this.store.setKeys(user, data);
+    return () => {
+      const m = this.dirty.get(user);
+      if (!m) return;
+      for (const client of next.keys()) if (m.delete(client)) this.dirtyCount--;
+      if (m.size === 0) this.dirty.delete(user);
+    };
   }
 
   forgetUser(user: string): void {
     this.dirtyCount -= this.dirty.get(user)?.size ?? 0;
     this.dirty.delete(user);
+    this.forgotten.set(user, this.generation(user) + 1);
+  }
+
+  /** Changes when the user's tracking is forgotten (account deleted): a cleanup begun before must not save. */
+  generation(user: string): number {
+    return this.forgotten.get(user) ?? 0;
   }
 
   users(): string[] {

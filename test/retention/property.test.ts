@@ -65,9 +65,10 @@ interface ClientModel {
   firstSeen: number | undefined;
 }
 
-function runSchedule(strategy: "one" | "all", minHours: number, ops: Op[]): Promise<void> {
+function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHours: number, ops: Op[]): Promise<void> {
   return (async () => {
     const t = createTestServer({
+      storage: driver,
       logLevel: "silent",
       config: {
         modules_enabled: ["mam_smart_retention"],
@@ -215,10 +216,11 @@ describe("smart retention (property)", () => {
   it("never deletes what its strategy does not allow, and under one deletes all it allows", async () => {
     await fc.assert(
       fc.asyncProperty(
+        fc.constantFrom("memory" as const, "sqlite" as const),
         fc.constantFrom("one" as const, "all" as const),
         fc.constantFrom(0, 0, 12),
         fc.array(opArb, { minLength: 1, maxLength: 40, size: "large" }),
-        (strategy, minHours, ops) => runSchedule(strategy, minHours, ops),
+        (driver, strategy, minHours, ops) => runSchedule(driver, strategy, minHours, ops),
       ),
       { numRuns: 1000 },
     );

@@ -1,0 +1,199 @@
+// Smart retention when things go wrong around it: another writer on the same
+// SQLite file, a crash right after a client first appears, a failed tracking
+// write, deliveries and sightings while a cleanup runs, an account deleted
+// during its cleanup. In each, nothing a client never received may go.
+// (Found by an independent review of the tracking and cleanup code.)
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { SqliteDriver } from "../../src/storage/sqlite/driver.js";
+import { createTestServer, type FakeClient, type TestServer } from "../../src/testing/index.js";
+import { xml } from "../../src/xmpp/stanza.js";
+
+const PHONE = "11111111-1111-4111-8111-111111111111";
+const LAPTOP = "22222222-2222-4222-8222-222222222222";
+const DAY = 86_400_000;
+const cfg = (extra: Record<string, unknown> = {}) => ({ modules_enabled: ["mam_smart_retention"], archive_expires_after: "never", ...extra });
+const say = (from: FakeClient, body: string, to = "bob@localhost") => from.send(xml("message", { to, type: "chat" }, xml("body", {}, body)));
+const bodies = (t: TestServer) =>
+  t
+    .host()
+    .openStore("archive", "archive")
+    .find("bob")
+    .items.map((i) => i.stanza.getChildText("body"));
+
+const servers: TestServer[] = [];
+const dirs: string[] = [];
+function tempFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), "mamkit-retention-"));
+  dirs.push(dir);
+  return join(dir, "db.sqlite");
+}
+afterEach(() => {
+  vi.useRealTimers();
+  for (const s of servers.splice(0)) {
+    try {
+      s.stop();
+    } catch {
+      // already stopped (the crash case)
+    }
+  }
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe("smart retention robustness", () => {
+  it("another server writing to the same file: its item for the user is never covered by this one's acks", async () => {
+    const file = tempFile();
+    const a = createTestServer({ storage: new SqliteDriver(file), config: cfg() });
+    const b = createTestServer({ storage: new SqliteDriver(file), config: cfg() });
+    servers.push(a, b);
+    const carolA = a.connect("carol@localhost/x");
+    const carolB = b.connect("carol@localhost/x");
+    const phone = a.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    say(carolA, "m1");
+    phone.ack();
+    say(carolB, "m2 through the other server");
+    say(carolA, "m3");
+    phone.ack();
+    expect(phone.take().filter((s) => s.name === "message").map((s) => s.getChildText("body"))).toEqual(["m1", "m3"]);
+    await a.runScheduled("smart retention cleanup");
+    expect(bodies(a)).toEqual(["m2 through the other server"]);
+  });
+
+  it("all: a crash right after a client first appeared does not make it look newer than it is", async () => {
+    const file = tempFile();
+    const s1 = createTestServer({ storage: new SqliteDriver(file), config: cfg({ smart_retention_strategy: "all" }) });
+    const c1 = s1.connect("carol@localhost/x");
+    const p1 = s1.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    say(c1, "old");
+    p1.ack();
+    s1.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true });
+    // the process dies: nothing buffered is written
+    (s1.server.storage as SqliteDriver).db.close();
+    const s2 = createTestServer({ storage: new SqliteDriver(file), config: cfg({ smart_retention_strategy: "all" }) });
+    servers.push(s2);
+    const c2 = s2.connect("carol@localhost/x");
+    const p2 = s2.connect("bob@localhost/phone2", { clientId: PHONE, streamManagement: true });
+    say(c2, "n1");
+    say(c2, "n2");
+    p2.ack(); // the laptop is offline: it never gets n1, n2
+    s2.connect("bob@localhost/laptop2", { clientId: LAPTOP, streamManagement: true });
+    await s2.runScheduled("smart retention cleanup");
+    expect(bodies(s2)).toEqual(expect.arrayContaining(["n1", "n2"]));
+  });
+
+  it("all: a tracking write that fails is kept and written later; the cleanup waits for it", async () => {
+    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_strategy: "all" }) });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    say(carol, "old");
+    phone.ack();
+    const drv = s.server.storage as SqliteDriver;
+    const real = drv.transaction.bind(drv);
+    let failures = 1;
+    (drv as { transaction: unknown }).transaction = (fn: () => unknown) => {
+      if (failures > 0) {
+        failures--;
+        throw new Error("SQLITE_BUSY");
+      }
+      return real(fn as () => never);
+    };
+    // a laptop (priority -1: bare messages go to the phone only) first appears while writes fail
+    const laptop = s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
+    expect(s.logs.some((l) => l.msg === "could not save delivery tracking")).toBe(true);
+    say(carol, "n1");
+    say(carol, "n2");
+    phone.ack();
+    laptop.ack();
+    await s.runScheduled("smart retention cleanup");
+    expect(bodies(s)).toEqual(expect.arrayContaining(["n1", "n2"]));
+  });
+
+  it("a cleanup that cannot write the buffered tracking does not run", async () => {
+    const s = createTestServer({ storage: "sqlite", config: cfg() });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    say(carol, "m1");
+    phone.ack();
+    const drv = s.server.storage as SqliteDriver;
+    const real = drv.transaction.bind(drv);
+    (drv as { transaction: unknown }).transaction = () => {
+      throw new Error("disk I/O error");
+    };
+    await expect(s.host().events.fire("smart-retention-run", {})).rejects.toThrow(/disk I\/O error/);
+    (drv as { transaction: unknown }).transaction = real;
+    expect(bodies(s)).toEqual(["m1"]);
+    await s.runScheduled("smart retention cleanup"); // writes work again: the buffered ack was kept
+    expect(bodies(s)).toEqual([]);
+  });
+
+  it("deliveries written while a user's cleanup runs are merged into its save, not overwritten", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_batch_size: 1, smart_retention_min: "1h" }) });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    for (let i = 0; i < 5; i++) say(carol, `m${i}`);
+    phone.ack();
+    s.clock.advance(2 * 3_600_000);
+    const run = s.host().events.fire("smart-retention-run", {}) as Promise<unknown>;
+    await new Promise((r) => setImmediate(r)); // between two batches
+    say(carol, "late");
+    phone.ack();
+    vi.advanceTimersByTime(1000); // the buffered write lands during the cleanup
+    await run;
+    const rec = s.host().openStore("mam_smart_retention", "map").get("bob", PHONE) as { delivered: number[][]; lastSeen: number };
+    const late = s.host().openStore("archive", "archive").find("bob").items.find((i) => i.stanza.getChildText("body") === "late")!;
+    expect(bodies(s)).toEqual(["late"]); // younger than smart_retention_min
+    expect(rec.delivered.some(([x, y]) => x! <= late.pos && late.pos <= y!)).toBe(true);
+    expect(rec.lastSeen).toBe(s.clock.now());
+  });
+
+  it("all: a client seen while a cleanup runs keeps its last-seen time and keeps blocking", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const s = createTestServer({
+      storage: "sqlite",
+      config: cfg({ smart_retention_strategy: "all", smart_retention_client_expiry: "7d", smart_retention_batch_size: 1 }),
+    });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    const laptop = s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true });
+    for (let i = 0; i < 5; i++) say(carol, `m${i}`);
+    phone.ack();
+    laptop.ack();
+    laptop.close();
+    vi.advanceTimersByTime(1000);
+    s.clock.advance(6.9 * DAY);
+    phone.ack();
+    const run = s.host().events.fire("smart-retention-run", {}) as Promise<unknown>;
+    await new Promise((r) => setImmediate(r)); // between two batches of bob's cleanup
+    const laptop2 = s.connect("bob@localhost/laptop2", { clientId: LAPTOP, streamManagement: true }); // seen now
+    vi.advanceTimersByTime(1000); // written during the cleanup
+    await run;
+    laptop2.close();
+    say(carol, "n1");
+    phone.ack(); // the laptop is offline: it never gets n1
+    s.clock.advance(0.2 * DAY); // the laptop was seen 0.2 days ago: still active
+    await s.runScheduled("smart retention cleanup");
+    expect(bodies(s)).toContain("n1");
+  });
+
+  it("an account deleted while its cleanup runs keeps no tracking", async () => {
+    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_batch_size: 1 }) });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    for (let i = 0; i < 5; i++) say(carol, `m${i}`);
+    phone.ack();
+    const run = s.host().events.fire("smart-retention-run", {}) as Promise<unknown>;
+    await new Promise((r) => setImmediate(r));
+    phone.close();
+    s.host().deleteUser("bob");
+    await run;
+    expect(s.host().openStore("mam_smart_retention", "map").getAll("bob")).toBeUndefined();
+  });
+});
