@@ -223,7 +223,7 @@ class SqliteArchive implements ArchiveStore {
     // One transaction: the insert, and the user's previous position read under the
     // same write lock. sort_id is AUTOINCREMENT, so every row below `pos` is
     // committed and none can appear there later, whoever writes to the file.
-    const [pos, prev] = this.d.transaction(() => {
+    const write = () => {
       if (item.id !== undefined) {
         this.d
           .stmt('DELETE FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?')
@@ -231,10 +231,12 @@ class SqliteArchive implements ArchiveStore {
       }
       const p = Number(insert().lastInsertRowid);
       const row = this.d
-        .stmt('SELECT MAX("sort_id") AS "prev" FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "sort_id"<?')
-        .get(this.host, user, this.store, p) as { prev: number | bigint | null };
-      return [p, row.prev === null ? undefined : Number(row.prev)] as const;
-    });
+        .stmt('SELECT "sort_id" AS "prev" FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=? AND "sort_id"<? ORDER BY "sort_id" DESC LIMIT 1')
+        .get(this.host, user, this.store, p) as { prev: number | bigint } | undefined;
+      return [p, row === undefined ? undefined : Number(row.prev)] as const;
+    };
+    // inside a caller's transaction already: no savepoint of its own (they cost as much as the insert)
+    const [pos, prev] = this.d.db.inTransaction ? this.d.run("append", write) : this.d.transaction(write);
     return prev === undefined ? { id, pos, when: when * 1000 } : { id, pos, when: when * 1000, prev };
   }
 
