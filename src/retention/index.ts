@@ -5,6 +5,7 @@
 // The invariant: a message is deleted early only if it was delivered, with a
 // stream-management acknowledgement, to the clients the strategy requires.
 import type { Element } from "@xmpp/xml";
+import { HostError } from "../core/errors.js";
 import { defineModule } from "../core/module.js";
 import { checkCronExpression, DAILY } from "../core/scheduler.js";
 import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
@@ -65,6 +66,12 @@ export default defineModule(
     const batchSize = module.getOptionNumber("smart_retention_batch_size", 1000, { min: 1, integer: true });
 
     const archive = module.openStore("archive", "archive");
+    if (!archive.caps.stablePositions) {
+      throw new HostError(
+        "MAMKIT_ERR_STORAGE",
+        "mam_smart_retention: this archive can give a position out again (SQLite: prosodyarchive.sort_id is not AUTOINCREMENT, unlike Prosody's schema), so a delivery record could come to cover a message never delivered; recreate the table with Prosody's schema, or leave the module off",
+      );
+    }
     const storage = host.server.storage;
     const tracker = new Tracker(module.openStore("mam_smart_retention", "map"), host.server.storage, (err) =>
       module.log.error({ err }, "could not save delivery tracking"),

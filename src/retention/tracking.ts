@@ -62,6 +62,8 @@ export class Tracker {
   private readonly dirty = new Map<string, Map<string, ClientRecord>>();
   private dirtyCount = 0;
   private readonly forgotten = new Map<string, number>();
+  /** Records made without reading the stored one (the read failed): merged with it when written. */
+  private readonly unsure = new Map<string, Set<string>>();
   private scheduled: NodeJS.Timeout | undefined;
 
   constructor(
@@ -114,8 +116,23 @@ export class Tracker {
 
   /** The record of (user, client), made (and written at once) if the client is new. */
   private upsert(user: string, client: string, now: number, newest: () => number, change: (r: ClientRecord) => void): void {
-    const existing = this.record(user, client);
-    const rec = existing ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
+    let existing: ClientRecord | undefined;
+    let rec: ClientRecord;
+    try {
+      existing = this.record(user, client);
+      rec = existing ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
+    } catch (err) {
+      // Could not read: record what is surely true — first seen no later than the
+      // start of the archive — and merge it with the stored record when writing.
+      this.onError(err);
+      rec = { delivered: new IntervalSet(), firstSeen: 0, lastSeen: now };
+      let m = this.unsure.get(user);
+      if (!m) {
+        m = new Set();
+        this.unsure.set(user, m);
+      }
+      m.add(client);
+    }
     change(rec);
     this.touch(user, client, rec);
     if (!existing) this.flushSafely();
@@ -147,13 +164,18 @@ export class Tracker {
     this.driver.transaction(() => {
       for (const [user, clients] of batch) {
         const data: Record<string, Stored> = {};
-        for (const [client, r] of clients) data[client] = encode(r);
+        const unsure = this.unsure.get(user);
+        for (const [client, r] of clients) {
+          // made without reading the stored record: merge with it now
+          data[client] = encode(unsure?.has(client) ? merge(r, decode(this.store.get(user, client))) : r);
+        }
         this.store.setKeys(user, data);
       }
     });
     // written: synchronous since the snapshot above, so nothing changed meanwhile
     this.dirty.clear();
     this.dirtyCount = 0;
+    this.unsure.clear();
   }
 
   /**
@@ -184,15 +206,25 @@ export class Tracker {
     return () => {
       const m = this.dirty.get(user);
       if (!m) return;
-      for (const client of next.keys()) if (m.delete(client)) this.dirtyCount--;
+      for (const client of next.keys()) {
+        if (m.delete(client)) this.dirtyCount--;
+        this.unsure.get(user)?.delete(client); // save() merged with the stored record
+      }
       if (m.size === 0) this.dirty.delete(user);
     };
   }
 
+  /**
+   * The account is being deleted (`user-deleted`, fired before the data is
+   * purged): a cleanup already running must not save for it. What is buffered
+   * is written first, so that it is purged with the rest — or, should the purge
+   * fail and the account stay, still there. If it cannot be written it stays
+   * buffered; written after a purge, it only makes clients of a re-created
+   * account block deletion longer.
+   */
   forgetUser(user: string): void {
-    this.dirtyCount -= this.dirty.get(user)?.size ?? 0;
-    this.dirty.delete(user);
     this.forgotten.set(user, this.generation(user) + 1);
+    this.flushSafely();
   }
 
   /** Changes when the user's tracking is forgotten (account deleted): a cleanup begun before must not save. */

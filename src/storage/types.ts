@@ -114,7 +114,9 @@ export interface ArchiveRef {
    * position of the newest one. No item of the user lies strictly between
    * `prev` and `pos`, then or later (positions only grow), whichever process
    * writes. Smart retention uses it to record a delivery as one run with the
-   * ones before it.
+   * ones before it. Like `pos`, it holds once the append is committed: an
+   * append inside a caller's transaction that is rolled back gives its
+   * position out again.
    */
   prev?: number;
 }
@@ -132,6 +134,12 @@ export interface ArchiveCaps {
   readonly wildcardDelete: boolean;
   /** `ids` filter and positions are supported. */
   readonly ids: boolean;
+  /**
+   * A position is never given out twice, even after the newest items were
+   * deleted (SQLite: `sort_id ... AUTOINCREMENT`, as Prosody creates it).
+   * Smart retention's delivery records are positions, so it needs this.
+   */
+  readonly stablePositions: boolean;
 }
 
 export interface ArchiveStore {

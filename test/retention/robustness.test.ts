@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { SqliteDriver } from "../../src/storage/sqlite/driver.js";
+import Database from "better-sqlite3";
+import { PROSODY_SCHEMA, SqliteDriver } from "../../src/storage/sqlite/driver.js";
 import { createTestServer, type FakeClient, type TestServer } from "../../src/testing/index.js";
 import { xml } from "../../src/xmpp/stanza.js";
 
@@ -180,6 +181,71 @@ describe("smart retention robustness", () => {
     s.clock.advance(0.2 * DAY); // the laptop was seen 0.2 days ago: still active
     await s.runScheduled("smart retention cleanup");
     expect(bodies(s)).toContain("n1");
+  });
+
+  it("refuses to start on an archive table that can give a position out again (no AUTOINCREMENT)", () => {
+    const file = tempFile();
+    const db = new Database(file);
+    for (const sql of PROSODY_SCHEMA) db.exec(sql.replace(" AUTOINCREMENT", ""));
+    db.close();
+    expect(() => createTestServer({ storage: new SqliteDriver(file), config: cfg() })).toThrow(/not AUTOINCREMENT/);
+    // mam alone is fine there
+    const s = createTestServer({ storage: new SqliteDriver(file), config: { modules_enabled: ["mam"] } });
+    servers.push(s);
+  });
+
+  it("all: a failed read when a client first appears still records it as seen from the start", async () => {
+    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_strategy: "all" }) });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    say(carol, "old");
+    phone.ack();
+    const drv = s.server.storage as SqliteDriver;
+    const real = drv.row.bind(drv);
+    let failures = 1;
+    (drv as { row: unknown }).row = (h: string, u: string, st: string, k: string) => {
+      if (st === "mam_smart_retention" && failures > 0) {
+        failures--;
+        throw new Error("SQLITE_BUSY");
+      }
+      return real(h, u, st, k);
+    };
+    const laptop = s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
+    say(carol, "n1");
+    say(carol, "n2");
+    phone.ack();
+    laptop.ack();
+    await s.runScheduled("smart retention cleanup");
+    expect(bodies(s)).toEqual(expect.arrayContaining(["n1", "n2"]));
+  });
+
+  it("all: an account deletion whose purge fails keeps the buffered tracking", async () => {
+    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_strategy: "all" }) });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true }).ack();
+    say(carol, "old");
+    const drv = s.server.storage as SqliteDriver;
+    const real = drv.transaction.bind(drv);
+    let failing = true;
+    (drv as { transaction: unknown }).transaction = (fn: () => unknown) => {
+      if (failing) throw new Error("SQLITE_BUSY");
+      return real(fn as () => never);
+    };
+    s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 }); // buffered only
+    failing = false;
+    (drv as { deleteUser: unknown }).deleteUser = () => {
+      throw new Error("SQLITE_BUSY: database is locked");
+    };
+    expect(() => s.host().deleteUser("bob")).toThrow(/SQLITE_BUSY/); // the account stays
+    const phone = s.connect("bob@localhost/phone2", { clientId: PHONE, streamManagement: true });
+    say(carol, "n1");
+    say(carol, "n2");
+    phone.ack();
+    s.connect("bob@localhost/laptop2", { clientId: LAPTOP, streamManagement: true, presence: -1 });
+    await s.runScheduled("smart retention cleanup");
+    expect(bodies(s)).toEqual(expect.arrayContaining(["n1", "n2"]));
   });
 
   it("an account deleted while its cleanup runs keeps no tracking", async () => {

@@ -56,3 +56,19 @@ it("gives append's prev across writers: another connection's item of the user is
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it("keeps a replacement by id atomic inside a caller's transaction", () => {
+  const d = new SqliteDriver(":memory:");
+  const a = d.archive("h", "archive");
+  a.append("u", { id: "x", stanza: xml("message", {}, xml("body", {}, "keep me")), when: 1000, with: "p@h" });
+  d.transaction(() => {
+    try {
+      // the insert fails (no partner): the delete of the old item must not stay
+      a.append("u", { id: "x", stanza: xml("message", {}, xml("body", {}, "new")), when: 2000, with: null as never });
+    } catch {
+      // an importer that logs a bad item and goes on
+    }
+  });
+  expect(a.get("u", "x")?.stanza.getChildText("body")).toBe("keep me");
+  d.close();
+});

@@ -80,7 +80,7 @@ class MemoryRows implements RowBackend {
 }
 
 class MemoryArchive implements ArchiveStore {
-  readonly caps: ArchiveCaps = { total: true, wildcardDelete: true, ids: true };
+  readonly caps: ArchiveCaps = { total: true, wildcardDelete: true, ids: true, stablePositions: true };
   private readonly users_ = new Map<string, UserArchive>();
 
   constructor(private readonly driver: MemoryDriver) {}

@@ -61,6 +61,8 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   readonly db: Database.Database;
   private readonly cache = new Map<string, Database.Statement>();
   private readonly tx: (fn: () => unknown) => unknown;
+  /** Whether prosodyarchive.sort_id is AUTOINCREMENT (positions never reused): Prosody's schema and ours say so. */
+  archivePositionsStable = true;
 
   constructor(readonly path: string, opts: SqliteOptions = {}) {
     try {
@@ -73,6 +75,8 @@ export class SqliteDriver implements StorageDriver, RowBackend {
         this.db.pragma(`synchronous = ${opts.synchronous ?? "full"}`);
       }
       if (!opts.readonly) this.createSchema();
+      const table = this.db.prepare("SELECT sql FROM sqlite_master WHERE type='table' AND name='prosodyarchive'").get() as { sql: string } | undefined;
+      this.archivePositionsStable = table === undefined || /\bAUTOINCREMENT\b/i.test(table.sql);
     } catch (err) {
       if (err instanceof StorageError) throw err;
       throw new StorageError("backend", `cannot open SQLite database ${path}: ${(err as Error).message}`, {
@@ -202,13 +206,15 @@ export class SqliteDriver implements StorageDriver, RowBackend {
 const COLS = 'SELECT "sort_id","key","when","with","type","value" FROM "prosodyarchive"';
 
 class SqliteArchive implements ArchiveStore {
-  readonly caps: ArchiveCaps = { total: true, wildcardDelete: true, ids: true };
+  readonly caps: ArchiveCaps;
 
   constructor(
     private readonly d: SqliteDriver,
     private readonly host: string,
     private readonly store: string,
-  ) {}
+  ) {
+    this.caps = { total: true, wildcardDelete: true, ids: true, stablePositions: d.archivePositionsStable };
+  }
 
   append(user: string, item: ArchiveAppend): ArchiveRef {
     const id = item.id ?? randomUUID();
@@ -235,8 +241,9 @@ class SqliteArchive implements ArchiveStore {
         .get(this.host, user, this.store, p) as { prev: number | bigint } | undefined;
       return [p, row === undefined ? undefined : Number(row.prev)] as const;
     };
-    // inside a caller's transaction already: no savepoint of its own (they cost as much as the insert)
-    const [pos, prev] = this.d.db.inTransaction ? this.d.run("append", write) : this.d.transaction(write);
+    // Inside a caller's transaction, a plain append needs no savepoint of its own (they cost as
+    // much as the insert); a replacement by id keeps one, so that its delete and insert stay one.
+    const [pos, prev] = this.d.db.inTransaction && item.id === undefined ? this.d.run("append", write) : this.d.transaction(write);
     return prev === undefined ? { id, pos, when: when * 1000 } : { id, pos, when: when * 1000, prev };
   }
 
