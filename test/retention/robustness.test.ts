@@ -43,6 +43,27 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** Strategy `all` on SQLite; bob's phone has acknowledged "old" from carol. */
+function allWithPhone() {
+  const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_strategy: "all" }) });
+  servers.push(s);
+  const carol = s.connect("carol@localhost/x");
+  const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+  say(carol, "old");
+  phone.ack();
+  return { s, carol, phone, drv: s.server.storage as SqliteDriver };
+}
+
+/** carol sends n1 and n2, which only the phone gets and acknowledges: a cleanup must keep both for the laptop. */
+async function laptopMissesTwo(s: TestServer, carol: FakeClient, phone: FakeClient, laptop: FakeClient): Promise<void> {
+  say(carol, "n1");
+  say(carol, "n2");
+  phone.ack();
+  laptop.ack();
+  await s.runScheduled("smart retention cleanup");
+  expect(bodies(s)).toEqual(expect.arrayContaining(["n1", "n2"]));
+}
+
 describe("smart retention robustness", () => {
   it("another server writing to the same file: its item for the user is never covered by this one's acks", async () => {
     const file = tempFile();
@@ -85,13 +106,7 @@ describe("smart retention robustness", () => {
   });
 
   it("all: a tracking write that fails is kept and written later; the cleanup waits for it", async () => {
-    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_strategy: "all" }) });
-    servers.push(s);
-    const carol = s.connect("carol@localhost/x");
-    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
-    say(carol, "old");
-    phone.ack();
-    const drv = s.server.storage as SqliteDriver;
+    const { s, carol, phone, drv } = allWithPhone();
     const real = drv.transaction.bind(drv);
     let failures = 1;
     (drv as { transaction: unknown }).transaction = (fn: () => unknown) => {
@@ -104,12 +119,7 @@ describe("smart retention robustness", () => {
     // a laptop (priority -1: bare messages go to the phone only) first appears while writes fail
     const laptop = s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
     expect(s.logs.some((l) => l.msg === "could not save delivery tracking")).toBe(true);
-    say(carol, "n1");
-    say(carol, "n2");
-    phone.ack();
-    laptop.ack();
-    await s.runScheduled("smart retention cleanup");
-    expect(bodies(s)).toEqual(expect.arrayContaining(["n1", "n2"]));
+    await laptopMissesTwo(s, carol, phone, laptop);
   });
 
   it("a cleanup that cannot write the buffered tracking does not run", async () => {
@@ -195,13 +205,7 @@ describe("smart retention robustness", () => {
   });
 
   it("all: a failed read when a client first appears still records it as seen from the start", async () => {
-    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_strategy: "all" }) });
-    servers.push(s);
-    const carol = s.connect("carol@localhost/x");
-    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
-    say(carol, "old");
-    phone.ack();
-    const drv = s.server.storage as SqliteDriver;
+    const { s, carol, phone, drv } = allWithPhone();
     const real = drv.row.bind(drv);
     let failures = 1;
     (drv as { row: unknown }).row = (h: string, u: string, st: string, k: string) => {
@@ -212,12 +216,7 @@ describe("smart retention robustness", () => {
       return real(h, u, st, k);
     };
     const laptop = s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
-    say(carol, "n1");
-    say(carol, "n2");
-    phone.ack();
-    laptop.ack();
-    await s.runScheduled("smart retention cleanup");
-    expect(bodies(s)).toEqual(expect.arrayContaining(["n1", "n2"]));
+    await laptopMissesTwo(s, carol, phone, laptop);
   });
 
   it("all: an account deletion whose purge fails keeps the buffered tracking", async () => {
