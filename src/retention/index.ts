@@ -108,6 +108,13 @@ export default defineModule(
       return undefined;
     });
 
+    // A resumed session: seen again.
+    module.hook("smacks-hibernation-end", ({ session, resumed }: { session: Session; resumed: boolean }) => {
+      const t = resumed ? tracked(session) : undefined;
+      if (t) tracker.seen(t.user, t.client, module.clock.now(), newest(t.user));
+      return undefined;
+    });
+
     // MAM pages: a checkpoint right after the last result (before <fin/>).
     module.hook("archive-query", (e: ArchiveQueryEvent) => {
       const t = tracked(e.origin);
@@ -144,6 +151,12 @@ export default defineModule(
     /** Fills `report` as it goes, so that a failure part-way still reports what was deleted. */
     async function cleanupUser(user: string, now: number, dryRun: boolean, report: UserReport): Promise<void> {
       const generation = tracker.generation(user);
+      // A client connected now (or hibernating, resumable) is seen now, however long ago it last
+      // acknowledged a message: one that receives nothing for a while must not look expired.
+      for (const s of host.sessionsOf(user)?.values() ?? []) {
+        const t = tracked(s);
+        if (t) tracker.seen(t.user, t.client, now, newest(t.user));
+      }
       const records = tracker.load(user);
       const d = decide(records, strategy, now, clientExpiry * 1000);
       report.clients = [...records].map(([client, r]) => ({

@@ -83,6 +83,15 @@ export class Tracker {
     return out;
   }
 
+  private readOrUndefined(user: string, client: string): ClientRecord | undefined {
+    try {
+      return decode(this.store.get(user, client));
+    } catch (err) {
+      this.onError(err);
+      return undefined;
+    }
+  }
+
   private record(user: string, client: string): ClientRecord | undefined {
     return this.dirty.get(user)?.get(client) ?? decode(this.store.get(user, client));
   }
@@ -166,8 +175,9 @@ export class Tracker {
         const data: Record<string, Stored> = {};
         const unsure = this.unsure.get(user);
         for (const [client, r] of clients) {
-          // made without reading the stored record: merge with it now
-          data[client] = encode(unsure?.has(client) ? merge(r, decode(this.store.get(user, client))) : r);
+          // made without reading the stored record: merge with it now (unreadable still: this
+          // record alone is safe to write — first seen 0, seen now; lost deliveries only keep more)
+          data[client] = encode(unsure?.has(client) ? merge(r, this.readOrUndefined(user, client)) : r);
         }
         this.store.setKeys(user, data);
       }

@@ -14,6 +14,7 @@ import { xml } from "../../src/xmpp/stanza.js";
 
 const PHONE = "11111111-1111-4111-8111-111111111111";
 const LAPTOP = "22222222-2222-4222-8222-222222222222";
+const TABLET = "33333333-3333-4333-8333-333333333333";
 const DAY = 86_400_000;
 const cfg = (extra: Record<string, unknown> = {}) => ({ modules_enabled: ["mam_smart_retention"], archive_expires_after: "never", ...extra });
 const say = (from: FakeClient, body: string, to = "bob@localhost") => from.send(xml("message", { to, type: "chat" }, xml("body", {}, body)));
@@ -245,6 +246,54 @@ describe("smart retention robustness", () => {
     s.connect("bob@localhost/laptop2", { clientId: LAPTOP, streamManagement: true, presence: -1 });
     await s.runScheduled("smart retention cleanup");
     expect(bodies(s)).toEqual(expect.arrayContaining(["n1", "n2"]));
+  });
+
+  it("all: a client connected the whole time but receiving nothing is not taken for expired", async () => {
+    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_strategy: "all", smart_retention_client_expiry: "1d" }) });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    const laptop = s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
+    s.clock.advance(2 * DAY); // longer than the client expiry, connected all along
+    say(carol, "m1");
+    phone.ack();
+    laptop.ack();
+    await s.runScheduled("smart retention cleanup");
+    expect(laptop.take().some((st) => st.name === "message")).toBe(false); // the laptop never got m1
+    expect(bodies(s)).toEqual(["m1"]);
+  });
+
+  it("all: an unreadable tracking row does not block writing other clients' first sightings", async () => {
+    const file = tempFile();
+    const c = cfg({ smart_retention_strategy: "all" });
+    const s1 = createTestServer({ storage: new SqliteDriver(file), config: c });
+    const carol1 = s1.connect("carol@localhost/x");
+    const phone1 = s1.connect("alice@localhost/phone", { clientId: PHONE, streamManagement: true });
+    say(carol1, "old", "alice@localhost");
+    phone1.ack();
+    // one bad row for another user's client (a hand edit, another tool)
+    const db = new Database(file);
+    db.prepare(`INSERT INTO prosody (host,user,store,key,type,value) VALUES ('localhost','bob','mam_smart_retention',?,'json','{bad')`).run(LAPTOP);
+    db.close();
+    s1.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true });
+    s1.connect("alice@localhost/tablet", { clientId: TABLET, streamManagement: true, presence: -1 }); // first appears now
+    s1.stop();
+    const s2 = createTestServer({ storage: new SqliteDriver(file), config: c });
+    servers.push(s2);
+    const carol = s2.connect("carol@localhost/x");
+    const phone = s2.connect("alice@localhost/phone2", { clientId: PHONE, streamManagement: true });
+    say(carol, "n1", "alice@localhost");
+    say(carol, "n2", "alice@localhost");
+    phone.ack(); // the tablet is offline: it never gets n1, n2
+    s2.connect("alice@localhost/tablet2", { clientId: TABLET, streamManagement: true, presence: -1 });
+    await s2.runScheduled("smart retention cleanup");
+    expect(
+      s2
+        .host()
+        .openStore("archive", "archive")
+        .find("alice")
+        .items.map((i) => i.stanza.getChildText("body")),
+    ).toEqual(expect.arrayContaining(["n1", "n2"]));
   });
 
   it("an account deleted while its cleanup runs keeps no tracking", async () => {
