@@ -258,7 +258,8 @@ export class C2sConnection implements SessionSink {
       }
     }
     if (this.session.jid && el.name === "iq" && el.attrs.type === "set" && el.getChild("session", NS_SESSION)) {
-      this.deliverStanza(iqResult(el)); // RFC 3921 session: a no-op
+      // RFC 3921 session: a no-op, answered through the session so that stream management counts it
+      this.session.send(iqResult(el));
       return;
     }
     this.session.receive(el);
@@ -458,9 +459,19 @@ export class C2sConnection implements SessionSink {
       bound = xml("bound", { xmlns: NS_BIND2 });
       const smEnable = bindReq.getChild("enable", NS_SM);
       if (smEnable && host.isLoaded("smacks")) {
+        // What binding sent (resource-bind hooks) goes out after <success/>, where the client
+        // already counts stanzas: once stream management is on, pass it through its queue
+        // (already filtered: to the output, not send()), so that both sides count the same.
+        const beforeEnable = this.capture.stanzas.splice(0);
         this.capture.nonzas.length = 0;
         session.receive(smEnable);
+        const enabled = this.capture.nonzas.some((n) => n.name === "enabled");
         for (const n of this.capture.nonzas) if (n.name === "enabled" || n.name === "failed") bound.cnode(n);
+        // (after anything enabling sent, so that the wire order is the queue's order)
+        for (const st of beforeEnable) {
+          if (enabled) session.output.deliver(st, session);
+          else this.capture.stanzas.push(st);
+        }
       }
       if (bindReq.getChild("enable", NS_CARBONS) && host.isLoaded("carbons")) session.data.set("carbons", true);
     }

@@ -57,9 +57,9 @@ export interface ArchiveMessageAdded {
 export interface ArchiveQueryEvent {
   origin: Session;
   query: MamQuery;
-  /** False only for a query that used nothing but RSM paging. */
+  /** False only for a query that used nothing but RSM paging and whose results all reached the session. */
   filtered: boolean;
-  /** The page, in archive order. */
+  /** The results handed to the session (a `stanzas/out` filter can drop some), in archive order. */
   items: { id: string; pos: number }[];
   complete: boolean;
 }
@@ -313,10 +313,12 @@ export default defineModule(
       const sendOrder = q.flip ? items.slice().reverse() : items;
       const resultAttrs: Record<string, string> = { to: origin.jid.full };
       if (stanza.attrs.to !== undefined) resultAttrs.from = stanza.attrs.to as string;
+      // what the session took: a `stanzas/out` filter may drop (or hold back) a result
+      const sent = new Set<string>();
       for (const item of sendOrder) {
         const inner = item.stanza;
         inner.attrs.xmlns = NS_CLIENT;
-        origin.send(
+        const ok = origin.send(
           xml(
             "message",
             resultAttrs,
@@ -327,12 +329,15 @@ export default defineModule(
             ),
           ),
         );
+        if (ok) sent.add(item.id);
       }
+      const handed = sent.size === items.length ? items : items.filter((i) => sent.has(i.id));
       module.fire("archive-query", {
         origin,
         query: q,
-        filtered: !isUnfiltered(q),
-        items: items.map((i) => ({ id: i.id, pos: i.pos })),
+        // a page with a result missing is no longer a contiguous run of the archive
+        filtered: !isUnfiltered(q) || handed.length < items.length,
+        items: handed.map((i) => ({ id: i.id, pos: i.pos })),
         complete,
       } satisfies ArchiveQueryEvent);
       const set = xml("set", { xmlns: NS_RSM });

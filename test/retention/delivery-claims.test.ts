@@ -1,0 +1,79 @@
+// What counts as delivered: only what reached the client's stream-management
+// stream, under the client id that acknowledged it. (From an independent
+// review; each of these failed before its fix.)
+import type { Element } from "@xmpp/xml";
+import { afterEach, expect, it } from "vitest";
+import type { Host } from "../../src/core/host.js";
+import { defineModule } from "../../src/core/module.js";
+import { createTestServer, FakeClient, type TestServer } from "../../src/testing/index.js";
+import { xml } from "../../src/xmpp/stanza.js";
+
+const PHONE = "11111111-1111-4111-8111-111111111111";
+const LAPTOP = "22222222-2222-4222-8222-222222222222";
+const NS_MAM = "urn:xmpp:mam:2";
+const config = { modules_enabled: ["mam_smart_retention"], archive_expires_after: "never" };
+
+let t: TestServer | undefined;
+afterEach(() => {
+  t?.stop();
+  t = undefined;
+});
+
+// a content filter (a spam or word filter): drops what mentions SPAM
+const dropSpam = defineModule("dropspam", (m) => {
+  m.addSessionFilter("stanzas/out", (s: Element) => (s.toString().includes("SPAM") ? null : s));
+});
+const say = (from: FakeClient, body: string) => from.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, body)));
+const archived = () =>
+  t!
+    .host()
+    .openStore("archive", "archive")
+    .find("bob")
+    .items.map((i) => i.stanza.getChildText("body"));
+
+it("a MAM result dropped by a stanzas/out filter is not recorded as delivered", async () => {
+  t = createTestServer({ config, modules: [dropSpam] });
+  const carol = t.connect("carol@localhost/x");
+  say(carol, "m1");
+  say(carol, "SPAM m2");
+  say(carol, "m3");
+  // bob's phone connects later and syncs with an unfiltered query
+  const phone = t.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+  const fin = await phone.request(xml("iq", { type: "set" }, xml("query", { xmlns: NS_MAM, queryid: "q" })));
+  expect(fin.attrs.type).toBe("result");
+  const got = phone.take().map((m) => m.getChild("result", NS_MAM)?.getChild("forwarded")?.getChild("message")?.getChildText("body"));
+  expect(got).toEqual(["m1", "m3"]);
+  phone.ack();
+  await t.runScheduled("smart retention cleanup");
+  expect(archived()).toEqual(["SPAM m2"]);
+});
+
+it("a live message dropped by the same filter is not recorded either", async () => {
+  t = createTestServer({ config, modules: [dropSpam] });
+  const carol = t.connect("carol@localhost/x");
+  const phone = t.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+  say(carol, "m1");
+  say(carol, "SPAM m2");
+  say(carol, "m3");
+  phone.ack();
+  await t.runScheduled("smart retention cleanup");
+  expect(archived()).toEqual(["SPAM m2"]);
+});
+
+it("refuses a resumption by a session of another client id", async () => {
+  t = createTestServer({ config });
+  const carol = t.connect("carol@localhost/x");
+  const phone = t.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+  phone.drop();
+  say(carol, "m1");
+  const host = t.host() as Host;
+  const laptop = new FakeClient();
+  laptop.session = host.openUnboundSession(laptop.sink, { username: "bob", clientId: LAPTOP });
+  host.server.router.fromSession(laptop.session, xml("resume", { xmlns: "urn:xmpp:sm:3", previd: phone.smId!, h: "0" }));
+  expect(laptop.nonzas.map((n) => n.name)).toEqual(["failed"]);
+  // the phone itself still can
+  const again = new FakeClient();
+  again.session = host.openUnboundSession(again.sink, { username: "bob", clientId: PHONE });
+  host.server.router.fromSession(again.session, xml("resume", { xmlns: "urn:xmpp:sm:3", previd: phone.smId!, h: "0" }));
+  expect(again.nonzas.map((n) => n.name)).toEqual(["resumed"]);
+});
