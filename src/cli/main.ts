@@ -172,6 +172,8 @@ async function retention(path: string, dryRun: boolean, userJid: string | undefi
       };
       const report = (await host.events.fire("smart-retention-run", {
         dryRun,
+        // a server may be running on this database: its connected clients are invisible from here
+        keepClients: true,
         ...(only ? { user: only.user } : {}),
         progress,
       })) as import("../retention/index.js").CleanupReport;
@@ -183,7 +185,7 @@ async function retention(path: string, dryRun: boolean, userJid: string | undefi
         for (const c of u.clients) {
           const ivs = c.delivered.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ") || "nothing";
           process.stdout.write(
-            `  client ${c.client}: acknowledged positions ${ivs}; first seen at position ${c.firstSeen}; last seen ${new Date(c.lastSeen).toISOString()}${c.expired ? " (expired: forgotten at the next run)" : ""}\n`,
+            `  client ${c.client}: acknowledged positions ${ivs}; first seen at position ${c.firstSeen}; last seen ${new Date(c.lastSeen).toISOString()}\n`,
           );
         }
       }

@@ -23,6 +23,12 @@ export interface CleanupOptions {
   user?: string;
   /** Called after each user: done, total. */
   progress?: (done: number, total: number) => void;
+  /**
+   * Forget no client for not being seen (smart_retention_client_expiry). For a
+   * cleanup from another process (the CLI), which cannot see which clients are
+   * connected to a running server: one connected but idle would look expired.
+   */
+  keepClients?: boolean;
 }
 
 export interface ClientReport {
@@ -149,7 +155,7 @@ export default defineModule(
     let running: Promise<CleanupReport> | undefined;
 
     /** Fills `report` as it goes, so that a failure part-way still reports what was deleted. */
-    async function cleanupUser(user: string, now: number, dryRun: boolean, report: UserReport): Promise<void> {
+    async function cleanupUser(user: string, now: number, dryRun: boolean, keepClients: boolean, report: UserReport): Promise<void> {
       const generation = tracker.generation(user);
       // A client connected now (or hibernating, resumable) is seen now, however long ago it last
       // acknowledged a message: one that receives nothing for a while must not look expired.
@@ -158,7 +164,7 @@ export default defineModule(
         if (t) tracker.seen(t.user, t.client, now, newest(t.user));
       }
       const records = tracker.load(user);
-      const d = decide(records, strategy, now, clientExpiry * 1000);
+      const d = decide(records, strategy, now, keepClients ? Number.POSITIVE_INFINITY : clientExpiry * 1000);
       report.clients = [...records].map(([client, r]) => ({
         client,
         delivered: r.delivered.toJSON(),
@@ -167,7 +173,9 @@ export default defineModule(
         expired: d.expired.includes(client),
       }));
       // strictly older than smart_retention_min (no minimum: no age limit)
-      const end = minAge > 0 ? now - minAge * 1000 - 1 : undefined;
+      // (the archive keeps whole seconds, rounded down: a message stored at second s may be
+      // up to 999 ms younger, so s must lie a whole second before the limit)
+      const end = minAge > 0 ? now - minAge * 1000 - 1000 : undefined;
       const intervals = d.deletable.intervals;
       if (dryRun) {
         for (const [a, b] of intervals) {
@@ -226,7 +234,7 @@ export default defineModule(
       for (const user of users) {
         const r: UserReport = { user, clients: [], deleted: 0 };
         try {
-          await cleanupUser(user, now, opts.dryRun === true, r);
+          await cleanupUser(user, now, opts.dryRun === true, opts.keepClients === true, r);
         } catch (err) {
           module.log.error({ err, user }, "smart retention cleanup failed for a user; going on");
           r.error = (err as Error).message;

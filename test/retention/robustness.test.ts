@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { ManualClock } from "../../src/core/clock.js";
+import type { CleanupReport } from "../../src/retention/index.js";
 import Database from "better-sqlite3";
 import { PROSODY_SCHEMA, SqliteDriver } from "../../src/storage/sqlite/driver.js";
 import { createTestServer, type FakeClient, type TestServer } from "../../src/testing/index.js";
@@ -294,6 +296,45 @@ describe("smart retention robustness", () => {
         .find("alice")
         .items.map((i) => i.stanza.getChildText("body")),
     ).toEqual(expect.arrayContaining(["n1", "n2"]));
+  });
+
+  it("all: a cleanup from another process (the CLI) forgets no client, since it cannot see who is connected", async () => {
+    const file = tempFile();
+    const c = cfg({ smart_retention_strategy: "all", smart_retention_client_expiry: "1d" });
+    const server = createTestServer({ storage: new SqliteDriver(file), config: c });
+    servers.push(server);
+    const carol = server.connect("carol@localhost/x");
+    const phone = server.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    // connected all along, at priority -1: it gets no message to the bare JID
+    const laptop = server.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
+    server.clock.advance(2 * DAY);
+    say(carol, "m1");
+    phone.ack();
+    await server.host().events.fire("smart-retention-run", { dryRun: true, user: "nobody" }); // writes the buffered tracking
+    expect(laptop.take().some((st) => st.name === "message")).toBe(false);
+    // `mamkit retention run`: its own server on the same file, as the CLI builds it
+    const cli = createTestServer({ storage: new SqliteDriver(file), config: c, clock: new ManualClock(server.clock.now()) });
+    servers.push(cli);
+    const report = (await cli.host().events.fire("smart-retention-run", { keepClients: true })) as CleanupReport;
+    expect(report.deleted).toBe(0);
+    expect(bodies(server)).toEqual(["m1"]);
+    expect(server.host().openStore("mam_smart_retention", "map").get("bob", LAPTOP)).toBeDefined();
+  });
+
+  it("smart_retention_min: a message stored in whole seconds is never taken for older than it is", async () => {
+    const s = createTestServer({ storage: "sqlite", config: cfg({ smart_retention_min: "1h" }) });
+    servers.push(s);
+    const carol = s.connect("carol@localhost/x");
+    const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+    s.clock.advance(999); // archived at hh:mm:ss.999, stored as hh:mm:ss
+    say(carol, "m1");
+    phone.ack();
+    s.clock.advance(3_600_000 - 500); // 59 min 59.5 s old
+    await s.runScheduled("smart retention cleanup");
+    expect(bodies(s)).toEqual(["m1"]);
+    s.clock.advance(1_000); // now older than an hour
+    await s.runScheduled("smart retention cleanup");
+    expect(bodies(s)).toEqual([]);
   });
 
   it("an account deleted while its cleanup runs keeps no tracking", async () => {
