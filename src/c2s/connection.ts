@@ -257,11 +257,8 @@ export class C2sConnection implements SessionSink {
         return;
       }
     }
-    if (this.session.jid && el.name === "iq" && el.attrs.type === "set" && el.getChild("session", NS_SESSION)) {
-      // RFC 3921 session: a no-op, answered through the session so that stream management counts it
-      this.session.send(iqResult(el));
-      return;
-    }
+    // (after binding, the RFC 3921 session iq goes through the session like any stanza, so that
+    // stream management counts it both ways; the core answers it: see registerCoreHandlers)
     this.session.receive(el);
   }
 
@@ -480,12 +477,17 @@ export class C2sConnection implements SessionSink {
     if (bound) success.cnode(bound);
     const held = this.capture;
     this.capture = undefined;
-    // <success/> and the stanzas a resumption sends again go out in one write:
+    // <success/> and the stanzas a resumption sends again go out in one write on TCP:
     // COMPAT: @xmpp/client 0.14 handles <success/> asynchronously and replaces
     // its parser meanwhile, so stanzas arriving in a later TCP/TLS read after
     // it are misparsed (seen with a 2-record write). One write keeps them in
     // the chunk it parses synchronously, as Prosody's buffered writes do.
-    this.write(success.toString() + held.stanzas.map((st) => this.serialize(st)).join(""));
+    // On WebSocket every element is its own message (RFC 7395 §3.3.3): a client
+    // reading one element per frame would otherwise miss the stanzas, and its
+    // acks would then count them as handled.
+    const parts = [success.toString(), ...held.stanzas.map((st) => this.serialize(st))];
+    if (this.transport.kind === "websocket") for (const p of parts) this.write(p);
+    else this.write(parts.join(""));
     if (!current.jid) this.write(this.features().toString());
   }
 

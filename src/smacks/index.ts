@@ -273,6 +273,9 @@ export default defineModule(
         return true;
       }
       const old = st.sink.transport;
+      // the new connection carries the session from now on — before the old one is told,
+      // so that closing the old connection no longer ends the session
+      st.sink.transport = origin.output;
       if (old && !target.hibernating) {
         // the old connection is replaced by the new one
         const err = xml("stream:error", {}, xml("conflict", { xmlns: "urn:ietf:params:xml:ns:xmpp-streams" }));
@@ -282,7 +285,6 @@ export default defineModule(
       stopTimers(st);
       st.awaitingAck = false;
       target.hibernating = false;
-      st.sink.transport = origin.output;
       origin.closed = true; // the new connection now belongs to the resumed session
       target.sendNonza(smElement("resumed", { previd: st.id, h: String(st.queue.received % H_MOD) }));
       for (const s of st.queue.pending()) st.sink.transport.deliver(s, target);

@@ -11,7 +11,9 @@
 // unhandled, chat/normal are bounced with service-unavailable.
 import type { Element } from "@xmpp/xml";
 import type { Host } from "../core/host.js";
-import { cloneStanza, copyMeta, errorReply } from "./stanza.js";
+import { cloneStanza, copyMeta, errorReply, iqResult } from "./stanza.js";
+
+const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 import type { Session } from "./session.js";
 import { localOf } from "./jid.js";
 
@@ -45,6 +47,15 @@ export function registerCoreHandlers(host: Host): void {
   ev.on("iq/bare", fanOut("bare"), 0, CORE);
   ev.on("iq/self", fanOut("self"), 0, CORE);
   ev.on("iq/host", fanOut("host"), 0, CORE);
+
+  // RFC 3921 session establishment, which older clients still send after binding: a no-op
+  // (RFC 6121 dropped it). Answered here, through the session, like any iq.
+  const sessionNoop = (data: StanzaEvent) => {
+    reply(host, data.origin, iqResult(data.stanza));
+    return true;
+  };
+  ev.on(`iq-set/self/${NS_SESSION}:session`, sessionNoop, -1, CORE);
+  ev.on(`iq-set/host/${NS_SESSION}:session`, sessionNoop, -1, CORE);
 
   ev.on(
     "iq/full",
