@@ -6,7 +6,7 @@
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { Host } from "../core/host.js";
-import { META_ARCHIVE_ID, META_ARCHIVE_POS, META_ARCHIVE_USER, META_SENT_ARCHIVE, NS_SID } from "../mam/index.js";
+import { META_ARCHIVE_HOST, META_ARCHIVE_ID, META_ARCHIVE_POS, META_ARCHIVE_USER, META_SENT_ARCHIVE, NS_SID } from "../mam/index.js";
 import type { StanzaEvent } from "../xmpp/delivery.js";
 import type { Session } from "../xmpp/session.js";
 import { cloneStanza, copyMeta, getMeta, iqResult, NS_CLIENT, removeChildren, setMeta, xml } from "../xmpp/stanza.js";
@@ -112,6 +112,7 @@ export default defineModule("carbons", (module) => {
         setMeta(copy, META_ARCHIVE_ID, sent.id);
         setMeta(copy, META_ARCHIVE_POS, sent.pos);
         setMeta(copy, META_ARCHIVE_USER, sent.user);
+        setMeta(copy, META_ARCHIVE_HOST, host.name);
       }
       s.send(copy);
     }

@@ -32,6 +32,8 @@ export const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
 export const META_ARCHIVE_ID = "mam:id";
 export const META_ARCHIVE_POS = "mam:pos";
 export const META_ARCHIVE_USER = "mam:user";
+/** The host of that archive (`mam:user` is a localpart; positions are numbered across hosts). */
+export const META_ARCHIVE_HOST = "mam:host";
 /** The position of the recipient's previous archive item, where the store knew it (ArchiveRef.prev). */
 export const META_ARCHIVE_PREV = "mam:prev";
 /** Stanza meta set on a message a local user sent that went into the sender's archive: `{ id, pos, user }`. */
@@ -193,6 +195,7 @@ export default defineModule(
         setMeta(stanza, META_ARCHIVE_ID, ref.id);
         setMeta(stanza, META_ARCHIVE_POS, ref.pos);
         setMeta(stanza, META_ARCHIVE_USER, user);
+        setMeta(stanza, META_ARCHIVE_HOST, host.name);
         setMeta(stanza, META_ARCHIVE_PREV, ref.prev); // always, so a stanza archived twice never keeps a stale one
       }
       return undefined;

@@ -8,7 +8,7 @@ import type { Element } from "@xmpp/xml";
 import { HostError } from "../core/errors.js";
 import { defineModule } from "../core/module.js";
 import { checkCronExpression, DAILY } from "../core/scheduler.js";
-import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
+import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
 import { addCheckpoint, onQueued, smState } from "../smacks/index.js";
 import { isClientId, type Session } from "../xmpp/session.js";
 import { getMeta } from "../xmpp/stanza.js";
@@ -106,7 +106,8 @@ export default defineModule(
       tracker.seen(t.user, t.client, module.clock.now(), newest(t.user));
       onQueued(session, (stanza: Element) => {
         const pos = getMeta<number>(stanza, META_ARCHIVE_POS);
-        if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user) return;
+        // an archive position of this user's archive on this host, nobody else's
+        if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user || getMeta(stanza, META_ARCHIVE_HOST) !== host.name) return;
         const from = runStart(pos, getMeta<number>(stanza, META_ARCHIVE_PREV));
         // placed after the stanza entered the queue: fires once the client acked it
         addCheckpoint(session, () => tracker.delivered(t.user, t.client, from, pos, module.clock.now(), newest(t.user)));

@@ -248,8 +248,7 @@ export default defineModule(
       const st = target && stateOf(target);
       // another account's id is as unknown as an expired one; so is another client's (both
       // named by SASL2 user-agent ids that differ): its acks must not count for this one
-      const otherClient =
-        target?.clientId !== undefined && origin.clientId !== undefined && target.clientId.toLowerCase() !== origin.clientId.toLowerCase();
+      const otherClient = target !== undefined && target.clientId?.toLowerCase() !== origin.clientId?.toLowerCase();
       if (!target || !st || target.closed || target.jid?.local !== origin.authUser || otherClient) {
         origin.sendNonza(failed("item-not-found"));
         return true;

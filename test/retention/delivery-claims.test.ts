@@ -6,7 +6,8 @@ import { afterEach, expect, it } from "vitest";
 import type { Host } from "../../src/core/host.js";
 import { defineModule } from "../../src/core/module.js";
 import { createTestServer, FakeClient, type TestServer } from "../../src/testing/index.js";
-import { xml } from "../../src/xmpp/stanza.js";
+import { META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_USER } from "../../src/mam/index.js";
+import { setMeta, xml } from "../../src/xmpp/stanza.js";
 
 const PHONE = "11111111-1111-4111-8111-111111111111";
 const LAPTOP = "22222222-2222-4222-8222-222222222222";
@@ -76,4 +77,32 @@ it("refuses a resumption by a session of another client id", async () => {
   again.session = host.openUnboundSession(again.sink, { username: "bob", clientId: PHONE });
   host.server.router.fromSession(again.session, xml("resume", { xmlns: "urn:xmpp:sm:3", previd: phone.smId!, h: "0" }));
   expect(again.nonzas.map((n) => n.name)).toEqual(["resumed"]);
+});
+
+it("refuses a resumption by a connection without a client id of a session that has one", async () => {
+  t = createTestServer({ config });
+  const phone = t.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+  phone.drop();
+  const host = t.host() as Host;
+  const legacy = new FakeClient();
+  legacy.session = host.openUnboundSession(legacy.sink, { username: "bob" });
+  host.server.router.fromSession(legacy.session, xml("resume", { xmlns: "urn:xmpp:sm:3", previd: phone.smId!, h: "0" }));
+  expect(legacy.nonzas.map((n) => n.name)).toEqual(["failed"]);
+});
+
+it("credits only archive positions of the user's archive on this host", async () => {
+  t = createTestServer({ config });
+  const carol = t.connect("carol@localhost/x");
+  const phone = t.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true, presence: -1 });
+  say(carol, "m1"); // to the bare JID: the phone (priority -1) does not get it
+  const m1 = t.host().openStore("archive", "archive").find("bob").items[0]!;
+  // a forwarding module hands the phone a stanza carrying the archive data of bob@elsewhere
+  const forwarded = xml("message", { to: "bob@localhost/phone", from: "localhost", type: "chat" }, xml("body", {}, "from elsewhere"));
+  setMeta(forwarded, META_ARCHIVE_USER, "bob");
+  setMeta(forwarded, META_ARCHIVE_POS, m1.pos);
+  setMeta(forwarded, META_ARCHIVE_HOST, "elsewhere.example");
+  phone.session!.send(forwarded);
+  phone.ack();
+  await t.runScheduled("smart retention cleanup");
+  expect(archived()).toEqual(["m1"]);
 });
