@@ -370,7 +370,7 @@ export default defineModule(
           field("after-id", "text-single"),
           field(
             "ids",
-            "text-multi",
+            "list-multi", // XEP-0313 §4.1.5: list-multi, with an open XEP-0122 list
             xml("validate", { xmlns: "http://jabber.org/protocol/xdata-validate", datatype: "xs:string" }, xml("open")),
           ),
           field("include-groupchat", "boolean"),

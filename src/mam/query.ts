@@ -28,10 +28,22 @@ export interface MamQuery {
 
 const FIELDS = new Set(["FORM_TYPE", "with", "start", "end", "before-id", "after-id", "ids", "include-groupchat"]);
 // XEP-0082 DateTime: CCYY-MM-DDThh:mm:ss[.sss]TZD
-const DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const DATETIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-](\d{2}):(\d{2}))$/;
 
 export function parseDateTime(s: string, field: string): number {
-  const t = DATETIME.test(s) ? Date.parse(s) : Number.NaN;
+  const m = DATETIME.exec(s);
+  // Date.parse alone would take 2026-02-30 for 2 March, and 24:00:00 for the next day
+  const valid =
+    m !== null &&
+    Number(m[2]) >= 1 &&
+    Number(m[2]) <= 12 &&
+    Number(m[3]) >= 1 &&
+    Number(m[3]) <= new Date(Date.UTC(Number(m[1]), Number(m[2]), 0)).getUTCDate() &&
+    Number(m[4]) <= 23 &&
+    Number(m[5]) <= 59 &&
+    Number(m[6]) <= 59 &&
+    (m[9] === undefined || (Number(m[9]) <= 23 && Number(m[10]) <= 59));
+  const t = valid ? Date.parse(s) : Number.NaN;
   if (Number.isNaN(t)) throw new StanzaError("bad-request", `field '${field}': not an XEP-0082 date-time`);
   return t;
 }

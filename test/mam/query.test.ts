@@ -193,6 +193,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     const vars = x.getChildren("field").map((f) => f.attrs.var);
     expect(vars).toEqual(["FORM_TYPE", "with", "start", "end", "before-id", "after-id", "ids", "include-groupchat"]);
     const ids = x.getChildByAttr("var", "ids")!;
+    expect(ids.attrs.type).toBe("list-multi"); // XEP-0313 §4.1.5
     expect(ids.getChild("validate", "http://jabber.org/protocol/xdata-validate")!.getChild("open")).toBeDefined();
   });
 
@@ -236,6 +237,10 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
       await expectError(bob, { formType: null, fields: { with: "alice@localhost" } }, "modify", "bad-request", /FORM_TYPE/);
       await expectError(bob, { fields: { start: "yesterday" } }, "modify", "bad-request", /'start'/);
       await expectError(bob, { fields: { end: "2026-13-45T99:00:00Z" } }, "modify", "bad-request", /'end'/);
+      // dates that Date.parse would quietly move: 30 February, 24:00, a 25-hour offset
+      await expectError(bob, { fields: { start: "2026-02-30T00:00:00Z" } }, "modify", "bad-request", /'start'/);
+      await expectError(bob, { fields: { start: "2026-03-01T24:00:00Z" } }, "modify", "bad-request", /'start'/);
+      await expectError(bob, { fields: { start: "2026-03-01T10:00:00+25:00" } }, "modify", "bad-request", /'start'/);
       await expectError(bob, { fields: { with: "not a jid@@" } }, "modify", "bad-request", /'with'/);
       await expectError(bob, { max: -1 }, "modify", "bad-request", /max/);
       await expectError(bob, { max: "ten" }, "modify", "bad-request", /max/);
