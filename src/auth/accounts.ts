@@ -11,11 +11,30 @@ import { deriveKeys, safeEqual, type ScramCredentials, type ScramHash } from "./
 
 export const DEFAULT_ITERATIONS = 10000;
 
+/** Per host: does every account have SCRAM-SHA-256 keys? (undefined: not looked yet) */
+const sha256Everywhere = new WeakMap<Host, boolean>();
+
 export class Accounts {
   readonly store: KeyValueStore;
 
   constructor(readonly host: Host) {
     this.store = host.openStore("accounts", "keyval");
+  }
+
+  /**
+   * Whether SCRAM-SHA-256 may be offered: mechanisms are offered before the
+   * client names its account, and an account Prosody 0.12 created has SHA-1
+   * keys only, so SHA-256 is offered only once every account has its keys
+   * (accounts get them when made or when their password is set by mamkit, or at
+   * a PLAIN login). Looked up once per host, again after a change.
+   */
+  sha256ForAll(): boolean {
+    let all = sha256Everywhere.get(this.host);
+    if (all === undefined) {
+      all = this.users().every((u) => this.credentials(u, "sha256") !== undefined);
+      sha256Everywhere.set(this.host, all);
+    }
+    return all;
   }
 
   exists(user: string): boolean {
@@ -49,6 +68,7 @@ export class Accounts {
       stored_key_sha256: k256.storedKey.toString("hex"),
       server_key_sha256: k256.serverKey.toString("hex"),
     });
+    sha256Everywhere.delete(this.host);
   }
 
   credentials(user: string, hash: ScramHash): ScramCredentials | undefined {
@@ -82,6 +102,7 @@ export class Accounts {
         stored_key_sha256: k256.storedKey.toString("hex"),
         server_key_sha256: k256.serverKey.toString("hex"),
       });
+      sha256Everywhere.delete(this.host);
     }
     return true;
   }

@@ -51,6 +51,11 @@ export type ScramStep =
 export class ScramServer {
   private state: "first" | "final" | "done" = "first";
   private username = "";
+
+  /** The (prepared) username the client named, once its first message was read: failures are throttled per account. */
+  get user(): string | undefined {
+    return this.username === "" ? undefined : this.username;
+  }
   private nonce = "";
   private gs2 = "";
   private clientFirstBare = "";

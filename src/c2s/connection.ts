@@ -73,7 +73,7 @@ export class C2sConnection implements SessionSink {
   ) {
     if (transport.kind === "tcp") {
       this.parser = new XmlStreamParser(settings.maxStanzaSize, {
-        onStart: (h) => this.onStreamStart(h.attrs as Record<string, string>),
+        onStart: (h) => this.onStreamStart(h.attrs as Record<string, string>, h.name),
         onElement: (el) => {
           if (el.parent) el.parent.children.length = 0; // drop whitespace kept on the root
           el.parent = null;
@@ -139,7 +139,7 @@ export class C2sConnection implements SessionSink {
     return out === this || out.transport === this;
   }
 
-  private onStreamStart(attrs: Record<string, string>): void {
+  private onStreamStart(attrs: Record<string, string>, name = "stream:stream"): void {
     const ws = this.transport.kind === "websocket";
     let host: Host | undefined;
     try {
@@ -154,7 +154,10 @@ export class C2sConnection implements SessionSink {
       return;
     }
     this.host = host;
-    if (!ws && (attrs.xmlns !== NS_CLIENT || attrs["xmlns:stream"] !== NS_STREAM)) {
+    // the element must be <stream> in the streams namespace, under whatever prefix declares it
+    const colon = name.indexOf(":");
+    const streamNs = colon < 0 ? attrs.xmlns : attrs[`xmlns:${name.slice(0, colon)}`];
+    if (!ws && (attrs.xmlns !== NS_CLIENT || name.slice(colon + 1) !== "stream" || streamNs !== NS_STREAM)) {
       this.streamError("invalid-namespace", "expected jabber:client and http://etherx.jabber.org/streams");
       return;
     }
@@ -193,7 +196,9 @@ export class C2sConnection implements SessionSink {
 
   private mechanisms(): string[] {
     const secure = this.transport.secure;
-    const out = Object.keys(SCRAM_MECHANISMS);
+    // SCRAM-SHA-256 only where every account can answer it (Prosody 0.12's have SHA-1 keys only)
+    const sha256 = this.host === undefined || new Accounts(this.host).sha256ForAll();
+    const out = Object.keys(SCRAM_MECHANISMS).filter((m) => sha256 || SCRAM_MECHANISMS[m] !== "sha256");
     if (secure || this.option("allow_unencrypted_plain_auth", false)) out.push("PLAIN");
     return out;
   }
@@ -372,7 +377,7 @@ export class C2sConnection implements SessionSink {
     if (st.scram) {
       const step: ScramStep = st.scram.step(message);
       if (step.kind === "challenge") this.challenge(Buffer.from(step.data).toString("base64"));
-      else if (step.kind === "failure") await this.authFailed(st, step.condition, step.text, undefined);
+      else if (step.kind === "failure") await this.authFailed(st, step.condition, step.text, st.scram.user);
       else await this.authSucceeded(st, step.username, Buffer.from(step.data).toString("base64"));
       return;
     }
@@ -543,7 +548,9 @@ export class C2sConnection implements SessionSink {
   }
 
   close(reason: string | undefined): void {
-    this.finish(reason === "system-shutdown" ? "system-shutdown" : undefined);
+    // reasons that are stream errors go out as such: `conflict` when a new session took this
+    // full JID (RFC 6120 §7.7.2.2), `system-shutdown` at the end
+    this.finish(reason === "system-shutdown" || reason === "conflict" ? reason : undefined);
   }
 
   /** Sends a stream error (RFC 6120 §4.9) and closes the stream. */

@@ -4,7 +4,6 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
-import { StringDecoder } from "node:string_decoder";
 import { TLSSocket } from "node:tls";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Server } from "../core/server.js";
@@ -26,7 +25,8 @@ class TcpTransport implements C2sTransport {
   readonly kind = "tcp" as const;
   secure = false;
   private socket: Socket;
-  private decoder = new StringDecoder("utf8");
+  // fatal: invalid UTF-8 is a stream error (RFC 6120 §4.9.3.22), not text quietly changed to U+FFFD
+  private decoder = new TextDecoder("utf-8", { fatal: true });
   conn!: C2sConnection;
 
   constructor(
@@ -42,7 +42,16 @@ class TcpTransport implements C2sTransport {
     return this.raw.remoteAddress ?? "";
   }
 
-  private onData = (buf: Buffer) => this.conn.onData(this.decoder.write(buf));
+  private onData = (buf: Buffer) => {
+    let text: string;
+    try {
+      text = this.decoder.decode(buf, { stream: true });
+    } catch {
+      this.conn.streamError("unsupported-encoding", "the stream is not valid UTF-8");
+      return;
+    }
+    this.conn.onData(text);
+  };
 
   canStartTls(host: string): boolean {
     return this.tls.has(host);
@@ -52,7 +61,7 @@ class TcpTransport implements C2sTransport {
     this.raw.off("data", this.onData);
     const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.tls.context(host)! });
     this.socket = secure;
-    this.decoder = new StringDecoder("utf8");
+    this.decoder = new TextDecoder("utf-8", { fatal: true });
     secure.on("data", this.onData);
     secure.on("error", () => secure.destroy());
     return new Promise((resolve, reject) => {

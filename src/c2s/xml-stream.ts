@@ -57,18 +57,26 @@ export class XmlStreamParser {
       this.fail(bad[0], bad[1]);
       return;
     }
-    this.bytes += Buffer.byteLength(data, "utf8");
-    if (this.bytes > this.maxElementBytes) {
-      this.fail("policy-violation", `stanza larger than ${this.maxElementBytes} bytes`);
-      return;
+    // The limit is per stanza: the parser gets the chunk in pieces ending at '>', and
+    // the count restarts when a stanza ends, so neither many small stanzas in one read
+    // add up, nor does what follows a stanza in the same read go uncounted.
+    let from = 0;
+    while (from < data.length && !this.failed) {
+      const gt = data.indexOf(">", from);
+      const to = gt < 0 ? data.length : gt + 1;
+      const piece = from === 0 && to === data.length ? data : data.slice(from, to);
+      from = to;
+      this.bytes += piece.length <= 128 && isAscii(piece) ? piece.length : Buffer.byteLength(piece, "utf8");
+      if (this.bytes > this.maxElementBytes) {
+        this.fail("policy-violation", `stanza larger than ${this.maxElementBytes} bytes`);
+        return;
+      }
+      try {
+        this.parser.write(piece);
+      } catch (err) {
+        this.fail("not-well-formed", (err as Error).message);
+      }
     }
-    try {
-      this.parser.write(data);
-    } catch (err) {
-      this.fail("not-well-formed", (err as Error).message);
-    }
-    // a single huge element arriving in one chunk is caught above; one that
-    // keeps growing across chunks is caught on the next write
   }
 
   private fail(condition: Condition, text: string): void {
@@ -113,4 +121,9 @@ export class XmlStreamParser {
     this.carry = s.slice(keepFrom);
     return undefined;
   }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
 }

@@ -1,0 +1,161 @@
+// Stream rules over a real socket, from an independent review of src/c2s and
+// src/auth: SCRAM mechanisms for Prosody-made accounts, conflict on a replaced
+// resource, invalid UTF-8, the per-stanza size limit, the stream namespace,
+// and per-account throttling of SCRAM failures. Each failed before its fix.
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
+import { connect } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { Accounts } from "../../src/auth/accounts.js";
+import { type Running, startServer } from "../e2e/helpers.js";
+import { b64, header, Raw } from "../c2s/raw.js";
+
+let run: Running | undefined;
+afterEach(async () => {
+  await run?.stop();
+  run = undefined;
+});
+
+async function boot(extra: Record<string, unknown> = {}) {
+  run = await startServer({ allow_unencrypted_plain_auth: true, ...extra });
+  return run.listening.c2s[0]!.port;
+}
+
+async function login(port: number, user = "alice", resource = "r") {
+  const c = new Raw(port);
+  c.send(header());
+  await c.until(/<\/stream:features>/);
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64(`\0${user}\0${user}-password`)}</auth>`);
+  await c.until(/<success/);
+  c.buf = "";
+  c.send(header());
+  await c.until(/<\/stream:features>/);
+  c.buf = "";
+  c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+  await c.until(/<\/jid>/);
+  c.buf = "";
+  return c;
+}
+
+function scramFirst(c: Raw, user: string, mech = "SCRAM-SHA-1") {
+  const cnonce = randomBytes(12).toString("base64");
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mech}'>${b64(`n,,n=${user},r=${cnonce}`)}</auth>`);
+  return `n=${user},r=${cnonce}`;
+}
+
+async function scramLogin(c: Raw, user: string, password: string, hash: "sha1" | "sha256", mech: string) {
+  const bare = scramFirst(c, user, mech);
+  const ch = await c.until(/<challenge[^>]*>([^<]+)<\/challenge>/);
+  const sf = Buffer.from(/<challenge[^>]*>([^<]+)<\/challenge>/.exec(ch)![1]!, "base64").toString();
+  const [, r, s, i] = /^r=([^,]+),s=([^,]+),i=(\d+)$/.exec(sf)!;
+  const salted = pbkdf2Sync(password, Buffer.from(s!, "base64"), Number(i), hash === "sha1" ? 20 : 32, hash);
+  const ck = createHmac(hash, salted).update("Client Key").digest();
+  const sk = createHash(hash).update(ck).digest();
+  const cfwp = `c=${b64("n,,")},r=${r}`;
+  const sig = createHmac(hash, sk).update(`${bare},${sf},${cfwp}`).digest();
+  const proof = Buffer.from(ck.map((b, k) => b ^ sig[k]!));
+  c.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${b64(`${cfwp},p=${proof.toString("base64")}`)}</response>`);
+  return c.until(/<success|<failure/);
+}
+
+describe("stream rules (RFC 6120, SCRAM)", () => {
+  it("offers SCRAM-SHA-256 only once every account can answer it (Prosody 0.12 made accounts with SHA-1 keys only)", async () => {
+    const port = await boot();
+    const acc = new Accounts(run!.server.host("localhost"));
+    const a = acc.store.get("alice")!;
+    delete a.stored_key_sha256;
+    delete a.server_key_sha256;
+    acc.store.set("alice", a); // exactly what Prosody's internal_hashed holds
+    const c = new Raw(port);
+    c.send(header());
+    const f = await c.until(/<\/stream:features>/);
+    expect(f).not.toContain("SCRAM-SHA-256");
+    expect(await scramLogin(c, "alice", "alice-password", "sha1", "SCRAM-SHA-1")).toContain("<success");
+    // a PLAIN login gives the account its SHA-256 keys: then every account has them
+    await login(port, "alice", "p");
+    const c2 = new Raw(port);
+    c2.send(header());
+    expect(await c2.until(/<\/stream:features>/)).toContain("SCRAM-SHA-256");
+    expect(await scramLogin(c2, "alice", "alice-password", "sha256", "SCRAM-SHA-256")).toContain("<success");
+  });
+
+  it("a replaced resource gets a <conflict/> stream error (RFC 6120 §7.7.2.2)", async () => {
+    const port = await boot();
+    const first = await login(port, "alice", "same");
+    await login(port, "alice", "same");
+    await first.waitClosed();
+    expect(first.buf).toContain("<conflict");
+  });
+
+  it("invalid UTF-8 is a stream error, not silently replaced", async () => {
+    const port = await boot();
+    const c = await login(port);
+    c.socket.write(Buffer.concat([Buffer.from("<message to='alice@localhost/r' type='chat' id='m1'><body>x"), Buffer.from([0xff, 0xfe]), Buffer.from("y</body></message>")]));
+    const got = await c.until(/<\/message>|stream:error/);
+    expect(got).toMatch(/stream:error/);
+  });
+
+  it("many small stanzas in one TCP write are not a policy violation", async () => {
+    const port = await boot({ c2s_stanza_size_limit: 2000 });
+    const c = await login(port);
+    let s = "";
+    for (let k = 0; k < 40; k++) s += `<iq type='get' id='p${k}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`;
+    expect(s.length).toBeGreaterThan(2000);
+    c.send(s);
+    const got = await c.until(/id="p39"|id='p39'|stream:error/);
+    expect(got).not.toMatch(/policy-violation/);
+  });
+
+  it("a stanza of ~2x the limit, split across packets after another stanza, is refused", async () => {
+    const port = await boot({ c2s_stanza_size_limit: 2000 });
+    const c = await login(port);
+    const pad = "a".repeat(1800);
+    c.send(`<presence/><message to='alice@localhost/r' id='big'><body>${pad}`);
+    await new Promise((r) => setTimeout(r, 200));
+    c.send(`${pad}</body></message>`);
+    const got = await c.until(/id="big"|id='big'|stream:error/);
+    expect(got).toMatch(/policy-violation/);
+  });
+
+  it("deep nesting within the size limit does not break the server", async () => {
+    const port = await boot();
+    const c = await login(port);
+    const n = 30000;
+    c.send(`<message to='bob@localhost' id='deep'><x xmlns='urn:x'>${"<a>".repeat(n)}${"</a>".repeat(n)}</x></message>`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const d = await login(port, "bob", "b2");
+    d.send(`<iq type='get' id='pp' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await d.until(/id="pp"|id='pp'/);
+    console.log("alice got:", c.buf.slice(0, 300));
+  });
+
+  it("a stream header in a wrong namespace (prefix trick) is invalid-namespace", async () => {
+    const port = await boot();
+    const c = new Raw(port);
+    c.send(`<?xml version='1.0'?><x:stream xmlns:x='urn:wrong' xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client' to='localhost' version='1.0'>`);
+    const got = await c.until(/<\/stream:features>|stream:error/);
+    expect(got).toMatch(/invalid-namespace|bad-format/);
+  });
+
+  it("SCRAM failures are throttled per account, not in one bucket shared by everybody", async () => {
+    const port = await boot();
+    for (let k = 0; k < 4; k++) {
+      const c = new Raw(port);
+      c.send(header());
+      await c.until(/<\/stream:features>/);
+      await scramLogin(c, "alice", "wrong", "sha1", "SCRAM-SHA-1");
+      c.end();
+    }
+    // bob, from another address, first failure: should be answered at once
+    const s = connect({ port, host: "127.0.0.1", localAddress: "127.0.0.2" });
+    const c = new Raw(port);
+    c.socket.destroy();
+    (c as { socket: unknown }).socket = s;
+    s.setEncoding("utf8");
+    s.on("data", (d: string) => (c.buf += d));
+    c.send(header());
+    await c.until(/<\/stream:features>/);
+    const t0 = Date.now();
+    await scramLogin(c, "bob", "wrong", "sha1", "SCRAM-SHA-1");
+    expect(Date.now() - t0).toBeLessThan(200);
+  });
+});
