@@ -96,7 +96,9 @@ function writeConfig(p: Prosody): void {
     `sql = { driver = "SQLite3", database = "${p.db}" }`,
     'archive_expires_after = "never"',
     `log = { { levels = { min = "info" }, to = "file", filename = "${p.dir}/prosody.log" } }`,
-    'modules_enabled = { "roster", "saslauth", "disco", "mam", "smacks", "carbons", "ping", "presence" }',
+    // no smacks: @xmpp/client 0.14 and Prosody 0.12 disagree on ack counts ("handled 2 new
+    // stanzas, but we sent 1") and Prosody then drops the client; this test is about the database
+    'modules_enabled = { "roster", "saslauth", "disco", "mam", "carbons", "ping", "presence" }',
     'modules_disabled = { "s2s" }',
     'VirtualHost "localhost"',
   ].join("\n");
@@ -224,6 +226,8 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     // available, so that messages to the bare JID are delivered (RFC 6121 §8.5.2.1)
     return c.start().then(async () => {
       await c.send(xml("presence"));
+      // a ping answered after it: the server has processed the presence before anyone sends
+      await c.iqCaller.request(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
       return c;
     });
   }
