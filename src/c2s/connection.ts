@@ -264,7 +264,9 @@ export class C2sConnection implements SessionSink {
     }
     // (after binding, the RFC 3921 session iq goes through the session like any stanza, so that
     // stream management counts it both ways; the core answers it: see registerCoreHandlers)
-    this.session.receive(el);
+    // A top-level element that is no stanza and that no module handles ends the stream,
+    // as RFC 6120 §4.9.3.24 and Prosody do.
+    if (!this.session.receive(el)) this.streamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns ?? "no namespace"} is not handled here`);
   }
 
   // ---- STARTTLS ------------------------------------------------------------------------

@@ -247,8 +247,9 @@ export class Host implements SessionOwner {
     return new Session(this, sink, this.log, o);
   }
 
-  receiveFrom(session: Session, stanza: Element): void {
-    this.server.router.fromSession(session, stanza);
+  /** False for a top-level element that is no stanza and that nothing handled. */
+  receiveFrom(session: Session, stanza: Element): boolean {
+    return this.server.router.fromSession(session, stanza);
   }
 
   detach(session: Session, reason: string | undefined): void {

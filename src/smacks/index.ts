@@ -198,16 +198,20 @@ export default defineModule(
       return true;
     });
 
+    // <r/> and <a/> on a session without stream management are ignored, as Prosody does
+    // (not a stream error: a client may send one early, or after a failed <enable/>)
     module.hook(`stanza/${NS_SM}:r`, ({ origin }: StanzaEvent) => {
       const st = origin && stateOf(origin);
-      if (!origin || !st) return undefined;
+      if (!origin) return undefined;
+      if (!st) return true;
       origin.sendNonza(smElement("a", { h: String(st.queue.received % H_MOD) }));
       return true;
     });
 
     module.hook(`stanza/${NS_SM}:a`, ({ origin, stanza }: StanzaEvent) => {
       const st = origin && stateOf(origin);
-      if (!origin || !st) return undefined;
+      if (!origin) return undefined;
+      if (!st) return true;
       st.awaitingAck = false;
       // an ack that leaves stanzas unacknowledged is not answered with an
       // immediate <r/> (a client whose count lags would ping-pong forever):

@@ -65,7 +65,7 @@ export interface SessionSink {
 /** What a session needs from its host (kept narrow so sessions do not import the host). */
 export interface SessionOwner {
   readonly name: string;
-  receiveFrom(session: Session, stanza: Element): void;
+  receiveFrom(session: Session, stanza: Element): boolean;
   detach(session: Session, reason: string | undefined): void;
   /** True when a module keeps the session after its connection is lost. */
   transportLost(session: Session, reason: string): boolean;
@@ -159,11 +159,12 @@ export class Session {
   }
 
   /** A stanza from the client: `stanzas/in` filters, then the router. */
-  receive(stanza: Element): void {
-    if (this.closed) return;
+  /** Returns false for a top-level element that is no stanza and that nothing handled. */
+  receive(stanza: Element): boolean {
+    if (this.closed) return true;
     const s = this.filters.in.size === 0 ? stanza : this.filters.in.run(stanza, this);
-    if (s === null) return;
-    this.host.receiveFrom(this, s);
+    if (s === null) return true;
+    return this.host.receiveFrom(this, s);
   }
 
   close(reason?: string): void {

@@ -94,6 +94,17 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
     expect(got).toMatch(/stream:error/);
   });
 
+  it("an unknown top-level element is unsupported-stanza-type, a handled one is not", async () => {
+    const port = await boot();
+    const ok = await login(port, "alice", "a");
+    ok.send("<r xmlns='urn:xmpp:sm:3'/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>"); // <r/> before enable: smacks answers it
+    await ok.until(/id="p"/);
+    expect(ok.buf).not.toMatch(/stream:error/);
+    const c = await login(port, "bob", "b");
+    c.send("<foo xmlns='urn:example:nothing'/>");
+    expect(await c.until(/<\/stream:stream>/)).toMatch(/<unsupported-stanza-type xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+  });
+
   it("many small stanzas in one TCP write are not a policy violation", async () => {
     const port = await boot({ c2s_stanza_size_limit: 2000 });
     const c = await login(port);
