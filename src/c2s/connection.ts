@@ -63,6 +63,7 @@ export class C2sConnection implements SessionSink {
   private closed = false;
   private sasl: SaslState | undefined;
   private capture: { nonzas: Element[]; stanzas: Element[] } | undefined;
+  private saslBusy = false;
   private timer: NodeJS.Timeout | undefined;
   private lastRead = Date.now();
 
@@ -248,8 +249,16 @@ export class C2sConnection implements SessionSink {
     }
     const ns = el.attrs.xmlns as string | undefined;
     if (ns === NS_TLS && el.name === "starttls") return void this.startTls();
-    if (ns === NS_SASL) return void this.onSasl(el, false);
-    if (ns === NS_SASL2) return void this.onSasl(el, true);
+    if (ns === NS_SASL || ns === NS_SASL2) {
+      // one SASL element at a time: a second one before the answer to the first (whose
+      // password check is asynchronous) would race it, up to a double success
+      if (this.saslBusy) return void this.streamError("policy-violation", "wait for the answer to the previous SASL element");
+      this.saslBusy = true;
+      void this.onSasl(el, ns === NS_SASL2).finally(() => {
+        this.saslBusy = false;
+      });
+      return;
+    }
     if (!this.authenticated) {
       this.streamError("not-authorized", "authenticate first");
       return;

@@ -105,6 +105,18 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
     expect(await c.until(/<\/stream:stream>/)).toMatch(/<unsupported-stanza-type xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
   });
 
+  it("refuses a second SASL element sent before the answer to the first", async () => {
+    const port = await boot();
+    const c = new Raw(port);
+    c.send(header());
+    await c.until(/<\/stream:features>/);
+    const auth = `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`;
+    c.send(auth + auth); // one write: the second arrives while the first password is being checked
+    const got = await c.until(/<\/stream:stream>/);
+    expect(got).toMatch(/<policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+    expect(got.match(/<success/g)?.length ?? 0).toBeLessThanOrEqual(1);
+  });
+
   it("many small stanzas in one TCP write are not a policy violation", async () => {
     const port = await boot({ c2s_stanza_size_limit: 2000 });
     const c = await login(port);
