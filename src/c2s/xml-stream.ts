@@ -66,7 +66,7 @@ export class XmlStreamParser {
       const to = gt < 0 ? data.length : gt + 1;
       const piece = from === 0 && to === data.length ? data : data.slice(from, to);
       from = to;
-      this.bytes += piece.length <= 128 && isAscii(piece) ? piece.length : Buffer.byteLength(piece, "utf8");
+      this.bytes += Buffer.byteLength(piece, "utf8");
       if (this.bytes > this.maxElementBytes) {
         this.fail("policy-violation", `stanza larger than ${this.maxElementBytes} bytes`);
         return;
@@ -121,9 +121,4 @@ export class XmlStreamParser {
     this.carry = s.slice(keepFrom);
     return undefined;
   }
-}
-
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
 }

@@ -79,10 +79,12 @@ export default defineModule(
       );
     }
     const storage = host.server.storage;
-    const tracker = new Tracker(module.openStore("mam_smart_retention", "map"), host.server.storage, (err) =>
-      module.log.error({ err }, "could not save delivery tracking"),
+    const tracker = new Tracker(
+      module.openStore("mam_smart_retention", "map"),
+      host.server.storage,
+      (err) => module.log.error({ err }, "could not save delivery tracking"),
+      (user) => archive.summary(user).last?.pos ?? 0,
     );
-    const newest = (user: string) => () => archive.summary(user).last?.pos ?? 0;
 
     // Archive positions are global, so one user's items lie far apart. A delivery
     // of `pos` whose predecessor in the user's archive is `prev` is recorded as
@@ -93,24 +95,26 @@ export default defineModule(
       return prev !== undefined && prev < pos ? prev + 1 : pos;
     }
 
-    /** The (user, client) a session is tracked as: stream management and a valid client id, or nothing. */
+    // The (user, client) of each tracked session: stream management and a valid client id.
+    // Decided once, when stream management is enabled (it stays on, across resumptions).
+    const identities = new WeakMap<Session, { user: string; client: string }>();
     function tracked(session: Session | undefined): { user: string; client: string } | undefined {
-      if (!session?.jid || !isClientId(session.clientId) || !smState(session)) return undefined;
-      return { user: session.jid.local!, client: session.clientId.toLowerCase() };
+      return session === undefined ? undefined : identities.get(session);
     }
 
     // A session that enabled stream management: seen now, and its queue watched.
     module.hook("smacks-enabled", ({ session }: { session: Session }) => {
-      const t = tracked(session);
-      if (!t) return undefined;
-      tracker.seen(t.user, t.client, module.clock.now(), newest(t.user));
+      if (!session.jid || !isClientId(session.clientId) || !smState(session)) return undefined;
+      const t = { user: session.jid.local!, client: session.clientId.toLowerCase() };
+      identities.set(session, t);
+      tracker.seen(t.user, t.client, module.clock.now());
       onQueued(session, (stanza: Element) => {
         const pos = getMeta<number>(stanza, META_ARCHIVE_POS);
         // an archive position of this user's archive on this host, nobody else's
         if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user || getMeta(stanza, META_ARCHIVE_HOST) !== host.name) return;
         const from = runStart(pos, getMeta<number>(stanza, META_ARCHIVE_PREV));
         // placed after the stanza entered the queue: fires once the client acked it
-        addCheckpoint(session, () => tracker.delivered(t.user, t.client, from, pos, module.clock.now(), newest(t.user)));
+        addCheckpoint(session, () => tracker.delivered(t.user, t.client, from, pos, module.clock.now()));
       });
       return undefined;
     });
@@ -118,7 +122,7 @@ export default defineModule(
     // A resumed session: seen again.
     module.hook("smacks-hibernation-end", ({ session, resumed }: { session: Session; resumed: boolean }) => {
       const t = resumed ? tracked(session) : undefined;
-      if (t) tracker.seen(t.user, t.client, module.clock.now(), newest(t.user));
+      if (t) tracker.seen(t.user, t.client, module.clock.now());
       return undefined;
     });
 
@@ -130,10 +134,10 @@ export default defineModule(
       addCheckpoint(e.origin, () => {
         const now = module.clock.now();
         if (e.filtered) {
-          for (const p of positions) tracker.delivered(t.user, t.client, p, p, now, newest(t.user));
+          for (const p of positions) tracker.delivered(t.user, t.client, p, p, now);
         } else {
           // an unfiltered page is a contiguous run of the archive
-          tracker.delivered(t.user, t.client, Math.min(...positions), Math.max(...positions), now, newest(t.user));
+          tracker.delivered(t.user, t.client, Math.min(...positions), Math.max(...positions), now);
         }
       });
       return undefined;
@@ -143,7 +147,7 @@ export default defineModule(
     module.hook("archive-message-added", (e: ArchiveMessageAdded) => {
       if (e.direction !== "outgoing") return undefined;
       const t = tracked(e.origin);
-      if (t && t.user === e.user) tracker.delivered(t.user, t.client, runStart(e.pos, e.prev), e.pos, module.clock.now(), newest(t.user));
+      if (t && t.user === e.user) tracker.delivered(t.user, t.client, runStart(e.pos, e.prev), e.pos, module.clock.now());
       return undefined;
     });
 
@@ -162,7 +166,7 @@ export default defineModule(
       // acknowledged a message: one that receives nothing for a while must not look expired.
       for (const s of host.sessionsOf(user)?.values() ?? []) {
         const t = tracked(s);
-        if (t) tracker.seen(t.user, t.client, now, newest(t.user));
+        if (t) tracker.seen(t.user, t.client, now);
       }
       const records = tracker.load(user);
       const d = decide(records, strategy, now, keepClients ? Number.POSITIVE_INFINITY : clientExpiry * 1000);

@@ -70,6 +70,8 @@ export class Tracker {
     readonly store: MapStore,
     private readonly driver: StorageDriver,
     private readonly onError: (err: unknown) => void,
+    /** The newest archive position of a user: a new client's first-seen position. */
+    private readonly newest: (user: string) => number,
   ) {}
 
   /** A snapshot of every client of a user, buffered changes included (copies: later changes do not show). */
@@ -123,13 +125,23 @@ export class Tracker {
     }
   }
 
-  /** The record of (user, client), made (and written at once) if the client is new. */
-  private upsert(user: string, client: string, now: number, newest: () => number, change: (r: ClientRecord) => void): void {
+  /** The client was seen; a new client records the newest archive position as its first-seen one. */
+  seen(user: string, client: string, now: number): void {
+    this.update(user, client, now, undefined, undefined);
+  }
+
+  /** The client acknowledged positions a..b. */
+  delivered(user: string, client: string, a: number, b: number, now: number): void {
+    this.update(user, client, now, a, b);
+  }
+
+  /** Updates the record of (user, client), made (and written at once) if the client is new. */
+  private update(user: string, client: string, now: number, a: number | undefined, b: number | undefined): void {
     let existing: ClientRecord | undefined;
     let rec: ClientRecord;
     try {
       existing = this.record(user, client);
-      rec = existing ?? { delivered: new IntervalSet(), firstSeen: newest(), lastSeen: now };
+      rec = existing ?? { delivered: new IntervalSet(), firstSeen: this.newest(user), lastSeen: now };
     } catch (err) {
       // Could not read: record what is surely true — first seen no later than the
       // start of the archive — and merge it with the stored record when writing.
@@ -142,24 +154,10 @@ export class Tracker {
       }
       m.add(client);
     }
-    change(rec);
+    if (a !== undefined && b !== undefined) rec.delivered.add(a, b);
+    rec.lastSeen = Math.max(rec.lastSeen, now);
     this.touch(user, client, rec);
     if (!existing) this.flushSafely();
-  }
-
-  /** The client was seen; a new client records `newest` as its first-seen position. */
-  seen(user: string, client: string, now: number, newest: () => number): void {
-    this.upsert(user, client, now, newest, (r) => {
-      r.lastSeen = Math.max(r.lastSeen, now);
-    });
-  }
-
-  /** The client acknowledged positions a..b. */
-  delivered(user: string, client: string, a: number, b: number, now: number, newest: () => number): void {
-    this.upsert(user, client, now, newest, (r) => {
-      r.delivered.add(a, b);
-      r.lastSeen = Math.max(r.lastSeen, now);
-    });
   }
 
   /** Writes buffered changes (one transaction). On failure they stay buffered, and the error is thrown. */
