@@ -12,9 +12,8 @@ import { SCRAM_MECHANISMS, ScramServer, type ScramStep } from "../auth/scram.js"
 import { parseJid } from "../xmpp/jid.js";
 import { isClientId, NS_STREAMS, type Session, type SessionSink } from "../xmpp/session.js";
 import { errorReply, iqResult, NS_CLIENT } from "../xmpp/stanza.js";
-import { XmlStreamParser } from "./xml-stream.js";
+import { parseFrame, XmlFrameError, XmlStreamParser } from "./xml-stream.js";
 import type { FailureTracker } from "./failures.js";
-import parse from "ltx/lib/parse.js";
 
 export const NS_STREAM = "http://etherx.jabber.org/streams";
 export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -25,7 +24,14 @@ export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 export const NS_BIND2 = "urn:xmpp:bind:0";
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 const NS_SM = "urn:xmpp:sm:3";
+/** Failed SASL attempts allowed after the first on one stream (RFC 6120 §6.4.5: 2 to 5). */
+export const DEFAULT_SASL_RETRIES = 3;
 const NS_CARBONS = "urn:xmpp:carbons:2";
+
+function isStanza(el: Element): boolean {
+  const ns = el.attrs.xmlns as string | undefined;
+  return (el.name === "message" || el.name === "presence" || el.name === "iq") && (ns === undefined || ns === NS_CLIENT);
+}
 
 /** The byte pipe under a connection. */
 export interface C2sTransport {
@@ -36,7 +42,10 @@ export interface C2sTransport {
   canStartTls(host: string): boolean;
   startTls?(host: string): Promise<void>;
   write(data: string): void;
+  /** Closes after what was written is sent. */
   end(): void;
+  /** Closes at once, dropping what is not sent yet. */
+  abort(): void;
 }
 
 export interface C2sSettings {
@@ -64,6 +73,7 @@ export class C2sConnection implements SessionSink {
   private sasl: SaslState | undefined;
   private capture: { nonzas: Element[]; stanzas: Element[] } | undefined;
   private saslBusy = false;
+  private saslFailures = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastRead = Date.now();
 
@@ -75,13 +85,10 @@ export class C2sConnection implements SessionSink {
     if (transport.kind === "tcp") {
       this.parser = new XmlStreamParser(settings.maxStanzaSize, {
         onStart: (h) => this.onStreamStart(h.attrs as Record<string, string>, h.name),
-        onElement: (el) => {
-          if (el.parent) el.parent.children.length = 0; // drop whitespace kept on the root
-          el.parent = null;
-          this.onElement(el);
-        },
+        onElement: (el) => this.onElement(el),
         onEnd: () => this.onStreamEnd(),
         onError: (c, t) => this.streamError(c, t),
+        onDiscarded: (rest) => this.afterStartTls(rest),
       });
     }
     this.armTimer();
@@ -108,15 +115,12 @@ export class C2sConnection implements SessionSink {
       this.streamError("policy-violation", `stanza larger than ${this.settings.maxStanzaSize} bytes`);
       return;
     }
-    if (/<!|<\?/.test(text.replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, ""))) {
-      this.streamError("restricted-xml", "DTDs, comments and processing instructions are not allowed");
-      return;
-    }
     let el: Element;
     try {
-      el = parse(text);
+      el = parseFrame(text);
     } catch (err) {
-      this.streamError("not-well-formed", (err as Error).message);
+      if (!(err instanceof XmlFrameError)) throw err;
+      this.streamError(err.condition, err.message);
       return;
     }
     if (el.name === "open" && el.attrs.xmlns === NS_FRAMING) this.onStreamStart(el.attrs as Record<string, string>);
@@ -239,6 +243,8 @@ export class C2sConnection implements SessionSink {
       f.c("session", { xmlns: NS_SESSION }).c("optional");
       if (host.isLoaded("smacks")) f.c("sm", { xmlns: NS_SM });
     }
+    // modules add their own (Prosody's `stream-features` event: roster versioning, …)
+    host.events.fire("stream-features", { origin: this.session, features: f });
     return f;
   }
 
@@ -263,13 +269,17 @@ export class C2sConnection implements SessionSink {
       this.streamError("not-authorized", "authenticate first");
       return;
     }
-    if (!this.session.jid && el.name === "iq" && (ns === undefined || ns === NS_CLIENT)) {
-      const bind = el.getChild("bind", NS_BIND);
+    if (!this.session.jid && isStanza(el)) {
+      const bind = el.name === "iq" ? el.getChild("bind", NS_BIND) : undefined;
       if (bind && el.attrs.type === "set") return void this.legacyBind(el, bind);
-      if (el.getChild("session", NS_SESSION)) {
+      if (el.name === "iq" && el.getChild("session", NS_SESSION)) {
         this.deliverStanza(iqResult(el));
         return;
       }
+      // RFC 6120 §4.9.3.12: a stanza before the stream is ready for it is a stream error,
+      // and what it asked for is not done
+      this.streamError("not-authorized", "bind a resource first");
+      return;
     }
     // (after binding, the RFC 3921 session iq goes through the session like any stanza, so that
     // stream management counts it both ways; the core answers it: see registerCoreHandlers)
@@ -287,7 +297,8 @@ export class C2sConnection implements SessionSink {
       return;
     }
     this.write(xml("proceed", { xmlns: NS_TLS }).toString());
-    this.parser!.reset();
+    // RFC 6120 §5.4.3.3: nothing the client sent before TLS took effect may reach the new stream
+    this.parser!.restart("discard");
     this.headerSent = false;
     try {
       await this.transport.startTls(host.name);
@@ -296,6 +307,16 @@ export class C2sConnection implements SessionSink {
       this.closed = true;
       this.transport.end();
     }
+  }
+
+  /** What the read holding <starttls/> carried after it: whitespace is harmless, anything else an injection attempt. */
+  private afterStartTls(rest: string): void {
+    if (!/\S/.test(rest)) return;
+    this.log.warn({ bytes: rest.length }, "data sent in plaintext after <starttls/>: connection closed");
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.transport.abort();
+    if (this.ownsSession()) this.session!.close("plaintext after starttls");
   }
 
   // ---- SASL and SASL2 --------------------------------------------------------------------
@@ -415,11 +436,21 @@ export class C2sConnection implements SessionSink {
     this.write(xml("challenge", { xmlns: ns }, b64).toString());
   }
 
+  /**
+   * Answers a failed SASL exchange. RFC 6120 §6.4.5: a few retries are allowed on one
+   * stream (`sasl_max_retries`, 2 to 5); the failure past them ends the stream with
+   * `policy-violation`, after its own <failure/>. An abort is no failed attempt.
+   */
   private saslFailure(sasl2: boolean, condition: string, text?: string): void {
     this.sasl = undefined;
     const f = xml("failure", { xmlns: sasl2 ? NS_SASL2 : NS_SASL }, xml(condition, { xmlns: NS_SASL }));
     if (text) f.c("text").t(text);
     this.write(f.toString());
+    if (condition === "aborted") return;
+    this.saslFailures++;
+    if (this.saslFailures > this.option("sasl_max_retries", DEFAULT_SASL_RETRIES)) {
+      this.streamError("policy-violation", "too many failed authentication attempts");
+    }
   }
 
   private async authFailed(st: SaslState, condition: string, text: string | undefined, user: string | undefined): Promise<void> {
@@ -446,7 +477,7 @@ export class C2sConnection implements SessionSink {
     this.log.info({ user, mechanism: st.mechanism, sasl2: st.sasl2 }, "authenticated");
     if (!st.sasl2) {
       this.write(xml("success", { xmlns: NS_SASL }, additional ?? "").toString());
-      this.parser?.reset(); // RFC 6120 §6.4.6: the stream restarts
+      this.parser?.restart(); // RFC 6120 §6.4.6: the stream restarts
       this.headerSent = false;
       return;
     }
@@ -560,8 +591,9 @@ export class C2sConnection implements SessionSink {
 
   close(reason: string | undefined): void {
     // reasons that are stream errors go out as such: `conflict` when a new session took this
-    // full JID (RFC 6120 §7.7.2.2), `system-shutdown` at the end
-    this.finish(reason === "system-shutdown" || reason === "conflict" ? reason : undefined);
+    // full JID (RFC 6120 §7.7.2.2), `system-shutdown` at the end, `connection-timeout` for
+    // a silent peer
+    this.finish(reason === "system-shutdown" || reason === "conflict" || reason === "connection-timeout" ? reason : undefined);
   }
 
   /** Sends a stream error (RFC 6120 §4.9) and closes the stream. */
@@ -597,11 +629,18 @@ export class C2sConnection implements SessionSink {
     this.transport.write(data);
   }
 
-  // ---- timeouts --------------------------------------------------------------------------
+  // ---- timeouts ----------------------------------------------------------------------
+  // c2s_timeout: a stream that has not authenticated by then is closed. c2s_read_timeout:
+  // after that long without input the client is probed; a module may send the probe
+  // (Prosody's `c2s-read-timeout` event: smacks asks for an ack, ping sends an XEP-0199
+  // ping), else it is a whitespace keepalive. Still silent one c2s_read_timeout after
+  // the probe, the peer is taken for dead: a session with stream management hibernates
+  // (nothing queued is lost), any other stream ends with `connection-timeout`.
   private armTimer(): void {
     const authTimeout = Number(this.server.config.global.c2s_timeout ?? 300) * 1000;
     const readTimeout = Number(this.server.config.global.c2s_read_timeout ?? 840) * 1000;
     const opened = Date.now();
+    let probedAt: number | undefined;
     const tick = () => {
       if (this.closed) return;
       const now = Date.now();
@@ -609,15 +648,41 @@ export class C2sConnection implements SessionSink {
         this.streamError("connection-timeout", "no authentication in time");
         return;
       }
-      if (now - this.lastRead >= readTimeout) {
-        // as Prosody: an idle established stream gets a whitespace keepalive
-        this.lastRead = now;
-        this.write(" ");
+      if (probedAt !== undefined && this.lastRead > probedAt) probedAt = undefined; // it answered
+      if (probedAt !== undefined && now - probedAt >= readTimeout) {
+        this.dropSilentPeer();
+        return;
+      }
+      if (probedAt === undefined && now - this.lastRead >= readTimeout) {
+        probedAt = now;
+        this.probe();
       }
       this.timer = setTimeout(tick, Math.min(authTimeout, readTimeout, 30_000));
       this.timer.unref?.();
     };
     this.timer = setTimeout(tick, Math.min(authTimeout, readTimeout, 30_000));
     this.timer.unref?.();
+  }
+
+  private probe(): void {
+    const session = this.ownsSession() ? this.session : undefined;
+    const handled = session && this.host?.events.fire("c2s-read-timeout", { session });
+    if (handled === undefined) this.write(" ");
+  }
+
+  private dropSilentPeer(): void {
+    this.log.info("no answer to the keepalive: the peer is taken for dead");
+    const session = this.ownsSession() ? this.session : undefined;
+    if (!session?.jid) {
+      this.streamError("connection-timeout", "no answer to the keepalive");
+      return;
+    }
+    // stream management keeps the session (hibernation); without it the session
+    // closes, and close() sends the stream error
+    session.transportLost("connection-timeout");
+    if (!session.hibernating || this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.transport.abort();
   }
 }

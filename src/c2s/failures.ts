@@ -1,11 +1,13 @@
 // Failed authentication attempts slow the next ones down, per account and per
-// address: after 2 failures each further failure answers later, doubling from
-// 250 ms up to 8 s. A success clears the account's and the address's count;
-// counts are forgotten after 15 minutes without failures.
+// address: after 2 failures each further failure is answered later, doubling
+// from 250 ms up to 2 s. Only failures wait: a correct password is answered at
+// once, so an attacker guessing at an account cannot lock its owner out. Every
+// attempt gets its answer within 2 s. A success clears the account's and the
+// address's count; counts are forgotten after 15 minutes without failures.
 
 const FREE = 2;
 const BASE_MS = 250;
-const MAX_MS = 8000;
+const MAX_MS = 2000;
 const FORGET_MS = 15 * 60_000;
 
 interface Entry {

@@ -79,7 +79,13 @@ class TcpTransport implements C2sTransport {
 
   end(): void {
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    setTimeout(() => this.abort(), 2000).unref();
+  }
+
+  abort(): void {
+    // a TLS socket wrapping the connection does not take the connection down with it
+    this.socket.destroy();
+    this.raw.destroy();
   }
 }
 
@@ -98,6 +104,9 @@ class WsTransport implements C2sTransport {
   }
   end(): void {
     this.ws.close(1000);
+  }
+  abort(): void {
+    this.ws.terminate();
   }
 }
 

@@ -28,6 +28,7 @@ const sharedKeys = {
   authentication: z.enum(["internal_hashed", "none"]).optional(),
   c2s_require_encryption: z.boolean().optional(),
   allow_unencrypted_plain_auth: z.boolean().optional(),
+  sasl_max_retries: z.number().int().min(2).max(5).optional(),
   ssl: z.strictObject({ certificate: z.string().min(1), key: z.string().min(1) }).optional(),
 };
 
@@ -164,7 +165,16 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 function zodExpected(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case "invalid_type":
-      return issue.expected === "array" ? "a list" : `a ${issue.expected}`;
+      return issue.expected === "array" ? "a list" : issue.expected === "int" ? "a whole number" : `a ${issue.expected}`;
+    case "too_small":
+    case "too_big": {
+      const small = issue.code === "too_small";
+      const limit = String(small ? issue.minimum : issue.maximum);
+      const bound = issue.inclusive === false ? `${small ? "greater" : "less"} than ${limit}` : `of ${small ? "at least" : "at most"} ${limit}`;
+      if (issue.origin === "string") return limit === "1" && small ? "a non-empty text" : `a text ${bound} characters`;
+      if (issue.origin === "array") return `a list ${bound} items`;
+      return `a number ${bound}`;
+    }
     case "invalid_value":
       return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "unrecognized_keys":

@@ -85,6 +85,7 @@ export default defineModule(
   "mam",
   (module) => {
     const host: Host = module.hostObject;
+    const isServersStanzaId = (el: Element) => isLocalStanzaId(el, (domain) => host.server.hosts.has(domain));
     const archive = module.openStore("archive", "archive");
     const prefsStore = module.openStore("archive_prefs", "keyval");
     const roster = module.openStore("roster", "map");
@@ -157,8 +158,7 @@ export default defineModule(
       // users: in an incoming one it is forged, and an outgoing one was written
       // by the client, which gives no stanza-ids (XEP-0359).
       const removed =
-        removeChildren(copy, (c) => dontArchive.has(c.getNS() ?? NS_CLIENT)) +
-        removeChildren(copy, (c) => isLocalStanzaId(c, host.name));
+        removeChildren(copy, (c) => dontArchive.has(c.getNS() ?? NS_CLIENT)) + removeChildren(copy, isServersStanzaId);
       if (removed > 0 && verdict !== true && !shouldStore(copy)[0]) {
         module.log.debug({ user }, "not archiving: nothing archivable left");
         return undefined;
@@ -187,7 +187,7 @@ export default defineModule(
       const userBare = `${user}@${host.name}`;
       // A stanza-id claiming to be ours that someone else put in is forged:
       // unlike Prosody, removed from the delivered copy as well as the stored one.
-      removeChildren(stanza, (c) => isOwnStanzaId(c, userBare, host.name));
+      removeChildren(stanza, isServersStanzaId);
       const from = (stanza.attrs.from as string | undefined) ?? host.name;
       const ref = archiveFor(user, stanza, from, origin, "incoming");
       if (ref) {
@@ -207,6 +207,10 @@ export default defineModule(
     // the sender's own account is archived once, by the incoming side.
     const onOutgoing = (data: StanzaEvent) => {
       const { stanza, origin } = data;
+      // XEP-0359 §5: a client never writes a stanza-id in the name of this server or
+      // one of its accounts (the sender's own included): whatever it wrote is removed
+      // before the message goes anywhere, even where no archive adds ours
+      if (origin) removeChildren(stanza, isServersStanzaId);
       const to = stanza.attrs.to as string | undefined;
       const user = origin?.jid?.local;
       if (!origin || user === undefined || to === undefined || data.to_self) return undefined;
@@ -460,16 +464,18 @@ export default defineModule(
   },
 );
 
-/** A stanza-id element in the name of this host or one of its users. */
-function isLocalStanzaId(el: Element, hostName: string): boolean {
+/**
+ * A stanza-id element in the name of a domain this server serves, or of one of
+ * its accounts (`by` a bare JID there; a resource or odd case changes nothing).
+ */
+function isLocalStanzaId(el: Element, serves: (domain: string) => boolean): boolean {
   if (el.name !== "stanza-id" || el.getNS() !== NS_SID) return false;
-  const by = (el.attrs.by as string | undefined)?.toLowerCase();
-  return by === hostName || by?.endsWith(`@${hostName}`) === true;
-}
-
-/** A stanza-id element claiming to come from this user's archive or this host. */
-function isOwnStanzaId(el: Element, userBare: string, hostName: string): boolean {
-  if (el.name !== "stanza-id" || el.getNS() !== NS_SID) return false;
-  const by = (el.attrs.by as string | undefined)?.toLowerCase();
-  return by === userBare || by === hostName;
+  const by = el.attrs.by as string | undefined;
+  if (by === undefined) return false;
+  let domain = by.toLowerCase();
+  const slash = domain.indexOf("/");
+  if (slash >= 0) domain = domain.slice(0, slash);
+  const at = domain.lastIndexOf("@");
+  if (at >= 0) domain = domain.slice(at + 1);
+  return serves(domain.replace(/\.$/, ""));
 }

@@ -10,6 +10,7 @@ import { iqResult, StanzaError, xml } from "../xmpp/stanza.js";
 import { loadRoster, type RosterItem, saveRoster } from "./store.js";
 
 export const NS_ROSTER = "jabber:iq:roster";
+const NS_ROSTER_VER = "urn:xmpp:features:rosterver";
 const INTERESTED = "roster:interested";
 let pushId = 0;
 
@@ -37,7 +38,13 @@ export function pushRosterItem(host: Host, user: string, jid: string, item: Rost
 
 export default defineModule("roster", (module) => {
   const host = module.hostObject;
-  module.addFeature("urn:xmpp:features:rosterver");
+  module.addFeature(NS_ROSTER_VER);
+  // RFC 6121 §2.6.1: roster versioning is advertised in the stream features
+  // (once authenticated, as Prosody does); clients such as nbxmpp look nowhere else
+  module.hook("stream-features", ({ origin, features }: { origin: Session | undefined; features: Element }) => {
+    if (origin?.authUser !== undefined || origin?.jid !== undefined) features.c("ver", { xmlns: NS_ROSTER_VER });
+    return undefined;
+  });
 
   module.hook(`iq-get/self/${NS_ROSTER}:query`, ({ origin, stanza }: StanzaEvent) => {
     const session = origin as Session;

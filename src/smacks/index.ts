@@ -220,6 +220,19 @@ export default defineModule(
       return true;
     });
 
+    // A connection silent for c2s_read_timeout: ask for an ack, which the client must
+    // answer (the connection drops it, into hibernation, if it does not)
+    module.hook("c2s-read-timeout", ({ session }: { session: Session }) => {
+      const st = stateOf(session);
+      if (!st || session.closed || session.hibernating) return undefined;
+      clearTimeout(st.requestTimer);
+      if (st.immediate) clearImmediate(st.immediate);
+      st.requestTimer = st.immediate = undefined;
+      st.awaitingAck = true;
+      session.sendNonza(smElement("r"));
+      return true;
+    });
+
     // ---- hibernation -------------------------------------------------------------------
     module.hook("session-transport-lost", ({ session, reason }: { session: Session; reason: string }) => {
       const st = stateOf(session);

@@ -65,8 +65,13 @@ export class SmQueue {
     const delta = (((h - (this.acked % H_MOD)) % H_MOD) + H_MOD) % H_MOD;
     if (delta === 0) return { kind: "none" };
     if (delta > this.unacked) {
-      // a small step back wraps to a huge delta: tell "backwards" from "too high"
-      return delta >= H_MOD / 2 ? { kind: "backwards" } : { kind: "too-high", h, sent: this.sent % H_MOD };
+      // Not between what was acknowledged and what was sent. It went backwards only if
+      // it names a count this queue was really at before (a step back of at most what
+      // was ever acknowledged, under half the counter's range); anything else claims
+      // more than was sent: right after <enable/>, h = 2^32-1 is too high, not a wrap.
+      const back = H_MOD - delta;
+      const backwards = back <= this.acked && back < H_MOD / 2;
+      return backwards ? { kind: "backwards" } : { kind: "too-high", h, sent: this.sent % H_MOD };
     }
     this.acked += delta;
     this.items.splice(0, delta);

@@ -55,6 +55,10 @@ describe("parseConfig", () => {
     expectConfigError({ hosts: { "a.example": { storage: "memory" } } }, 'hosts["a.example"].storage', /global option/);
     expectConfigError({ hosts: [] }, "hosts", /expected a record|expected an object|expected a/);
     expectConfigError([1], "(top level)", /a JSON object/);
+    // RFC 6120 §6.4.5: at least 2 retries, at most 5
+    expectConfigError({ sasl_max_retries: 1 }, "sasl_max_retries", /at least 2/);
+    expectConfigError({ hosts: { "a.example": { sasl_max_retries: 9 } } }, 'hosts["a.example"].sasl_max_retries', /at most 5/);
+    expectConfigError({ sasl_max_retries: 2.5 }, "sasl_max_retries", /a whole number/);
   });
 });
 

@@ -106,3 +106,15 @@ it("credits only archive positions of the user's archive on this host", async ()
   await t.runScheduled("smart retention cleanup");
   expect(archived()).toEqual(["m1"]);
 });
+
+it("an acknowledgement above what was sent deletes nothing and ends the stream (XEP-0198 §6)", async () => {
+  t = createTestServer({ config });
+  const carol = t.connect("carol@localhost/x");
+  const phone = t.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
+  say(carol, "m1");
+  say(carol, "m2");
+  phone.ack(2 ** 32 - 1); // two were sent
+  expect(phone.streamError?.getChild("handled-count-too-high", "urn:xmpp:sm:3")?.attrs).toMatchObject({ h: "4294967295", "send-count": "2" });
+  await t.runScheduled("smart retention cleanup");
+  expect(archived()).toEqual(["m1", "m2"]);
+});

@@ -25,6 +25,17 @@ describe("SmQueue", () => {
     expect(q.acked).toBe(4);
   });
 
+  it("takes h = 2^32-1 right after enabling as too high, not as a step back (XEP-0198 §6)", () => {
+    const q = new SmQueue();
+    expect(q.ack(H_MOD - 1)).toEqual({ kind: "too-high", h: H_MOD - 1, sent: 0 });
+    q.push(s(1));
+    q.push(s(2));
+    q.ack(1);
+    expect(q.ack(0)).toEqual({ kind: "backwards" }); // a count it was really at
+    expect(q.ack(H_MOD - 1)).toEqual({ kind: "too-high", h: H_MOD - 1, sent: 2 }); // one it never was at
+    expect(q.acked).toBe(1);
+  });
+
   it("counts modulo 2^32", () => {
     const q = new SmQueue();
     q.sent = q.acked = H_MOD - 2; // as after four billion stanzas

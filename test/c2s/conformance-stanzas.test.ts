@@ -1,0 +1,172 @@
+// Conformance of what the server does with stanzas and acks, over real
+// sockets: iq without 'to' (RFC 6120 §10.3.3), acks above what was sent
+// (XEP-0198 §6), forged stanza-ids (XEP-0359 §5), silent peers. Each failed
+// on the code before its fix.
+import { afterEach, describe, expect, it } from "vitest";
+import { type Running, startServer } from "../e2e/helpers.js";
+import { b64, header, plainLogin, Raw, stillServes } from "./raw.js";
+
+let run: Running | undefined;
+afterEach(async () => {
+  await run?.stop();
+  run = undefined;
+});
+
+async function boot(extra: Record<string, unknown> = {}) {
+  run = await startServer({ allow_unencrypted_plain_auth: true, ...extra });
+  return run.listening.c2s[0]!.port;
+}
+
+const SM = "urn:xmpp:sm:3";
+const archiveOf = (user: string) => run!.server.host("localhost").openStore("archive", "archive").find(user).items;
+const resultFor = (id: string) => new RegExp(`<iq type="result" id="${id}"`);
+
+describe("an iq without 'to' is handled for the account (RFC 6120 §10.3.3)", () => {
+  const requests: [string, string][] = [
+    ["ping", "<ping xmlns='urn:xmpp:ping'/>"],
+    ["disco#info", "<query xmlns='http://jabber.org/protocol/disco#info'/>"],
+    ["disco#items", "<query xmlns='http://jabber.org/protocol/disco#items'/>"],
+    ["roster", "<query xmlns='jabber:iq:roster'/>"],
+    ["mam prefs", "<prefs xmlns='urn:xmpp:mam:2'/>"],
+  ];
+  for (const to of ["", " to='alice@localhost'"]) {
+    it.each(requests)(`%s${to ? " to the own bare JID" : " without 'to'"} gets a result`, async (name, payload) => {
+      const port = await boot();
+      const c = await plainLogin(port);
+      c.send(`<iq type='get' id='${name}'${to}>${payload}</iq>`);
+      const got = await c.until(new RegExp(`id="${name}"[^>]*>`));
+      expect(got).toMatch(resultFor(name));
+    });
+    it(`a MAM query${to ? " to the own bare JID" : " without 'to'"} gets its results and <fin/>`, async () => {
+      const port = await boot();
+      const c = await plainLogin(port);
+      c.send("<message to='bob@localhost' type='chat' id='m'><body>to the archive</body></message>");
+      c.send(`<iq type='set' id='q'${to}><query xmlns='urn:xmpp:mam:2' queryid='f'/></iq>`);
+      const got = await c.until(/<fin /);
+      expect(got).toContain("to the archive");
+      expect(got).toMatch(resultFor("q"));
+    });
+  }
+
+  it("the account's disco#info without 'to' lists the account's features (MAM)", async () => {
+    const port = await boot();
+    const c = await plainLogin(port);
+    c.send("<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    const got = await c.until(/<\/iq>/);
+    expect(got).toContain('<identity category="account" type="registered"/>');
+    expect(got).toContain('var="urn:xmpp:mam:2"');
+  });
+});
+
+describe("acknowledgements above what was sent (XEP-0198 §6)", () => {
+  it("<a h='4294967295'/> right after <enable/> ends the stream with handled-count-too-high", async () => {
+    const port = await boot();
+    const c = await plainLogin(port);
+    c.send(`<enable xmlns='${SM}'/>`);
+    await c.until(/<enabled /);
+    c.send(`<a xmlns='${SM}' h='4294967295'/>`);
+    const got = await c.until(/<\/stream:stream>/);
+    expect(got).toMatch(/<stream:error><undefined-condition xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+    expect(got).toContain(`<handled-count-too-high xmlns="${SM}" h="4294967295" send-count="0"/>`);
+    await c.waitClosed();
+    await stillServes(port);
+  });
+
+  it("<resume h/> above what was sent gets <failed/> with handled-count-too-high", async () => {
+    const port = await boot();
+    const c = await plainLogin(port);
+    c.send(`<enable xmlns='${SM}' resume='true'/>`);
+    const enabled = await c.until(/<enabled [^>]*>/);
+    const id = /id="([^"]+)"/.exec(enabled.slice(enabled.indexOf("<enabled")))![1]!;
+    c.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>"); // one stanza sent to the client
+    await c.until(/id="p"/);
+    c.end();
+    await new Promise((r) => setTimeout(r, 100));
+    const r = new Raw(port);
+    r.send(header());
+    await r.until(/<\/stream:features>/);
+    r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
+    await r.until(/<success/);
+    r.send(header());
+    await r.until(/<\/stream:features>/);
+    r.send(`<resume xmlns='${SM}' previd='${id}' h='4294967295'/>`);
+    const got = await r.until(/<\/failed>/);
+    expect(got).toContain(`<handled-count-too-high xmlns="${SM}" h="4294967295" send-count="1"/>`);
+  });
+});
+
+describe("forged stanza-ids (XEP-0359 §5)", () => {
+  it("every client-written stanza-id in the name of this server or its accounts is removed from delivered and stored copies", async () => {
+    const port = await boot();
+    const bob = await plainLogin(port, "bob", "b");
+    bob.send("<presence/>");
+    const alice = await plainLogin(port, "alice", "a");
+    const forged = ["alice@localhost", "bob@localhost", "localhost", "legacy.localhost", "carol@legacy.localhost", "ALICE@LOCALHOST/x"]
+      .map((by, i) => `<stanza-id xmlns='urn:xmpp:sid:0' by='${by}' id='forged-${i}'/>`)
+      .join("");
+    alice.send(
+      `<message to='bob@localhost' type='chat' id='m'><body>hi</body>${forged}<stanza-id xmlns='urn:xmpp:sid:0' by='elsewhere.example' id='theirs'/></message>`,
+    );
+    const got = await bob.until(/<\/message>/);
+    expect(got).not.toContain("forged-");
+    expect(got).toContain('id="theirs"'); // another server's id is not ours to judge
+    const ids = [...got.matchAll(/<stanza-id [^>]*by="([^"]+)"/g)].map((m) => m[1]);
+    expect(ids.sort()).toEqual(["bob@localhost", "elsewhere.example"]);
+    for (const user of ["alice", "bob"]) {
+      const stored = archiveOf(user).map((i) => i.stanza.toString());
+      expect(stored).toHaveLength(1);
+      expect(stored[0]).not.toContain("forged-");
+    }
+  });
+});
+
+describe("silent peers (c2s_read_timeout)", () => {
+  it("a bound client that stays silent is pinged, then closed with connection-timeout", async () => {
+    const port = await boot({ c2s_read_timeout: 0.4 });
+    const c = await plainLogin(port);
+    await c.until(/<ping xmlns="urn:xmpp:ping"\/>/, 3000);
+    expect(c.buf).toMatch(/<iq type="get" id="keepalive-\d+" from="localhost" to="alice@localhost\/r">/);
+    await c.until(/<connection-timeout xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 3000);
+    await c.waitClosed();
+    expect(run!.server.host("localhost").sessionsOf("alice")?.size ?? 0).toBe(0);
+  });
+
+  it("a client that answers the keepalive stays connected", async () => {
+    const port = await boot({ c2s_read_timeout: 0.4 });
+    const c = await plainLogin(port);
+    for (let i = 0; i < 3; i++) {
+      const text = await c.until(/id="keepalive-\d+"/, 3000);
+      const id = /id="(keepalive-\d+)"/.exec(text)![1]!;
+      c.buf = "";
+      c.send(`<iq type='result' id='${id}' to='localhost'/>`);
+    }
+    expect(c.closed).toBe(false);
+    expect(c.buf).not.toMatch(/stream:error/);
+  });
+
+  it("with stream management the silent client is asked for an ack, then dropped into hibernation, and nothing is lost", async () => {
+    const port = await boot({ c2s_read_timeout: 0.4 });
+    const c = await plainLogin(port);
+    c.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+    const enabled = await c.until(/<enabled [^>]*>/);
+    const id = /<enabled [^>]*id="([^"]+)"/.exec(enabled)![1]!;
+    await c.until(/<r xmlns="urn:xmpp:sm:3"\/>/, 3000);
+    await c.waitClosed(3000);
+    expect(c.buf).not.toMatch(/stream:error/);
+    const host = run!.server.host("localhost");
+    const [session] = host.sessionsOf("alice")!.values();
+    expect(session!.hibernating).toBe(true);
+    const bob = await plainLogin(port, "bob", "b");
+    bob.send("<message to='alice@localhost' type='chat' id='while-away'><body>while you were away</body></message>");
+    await new Promise((r) => setTimeout(r, 100));
+    const r = new Raw(port);
+    r.send(header());
+    await r.until(/<\/stream:features>/);
+    r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
+    await r.until(/<success/);
+    r.send(header());
+    await r.until(/<\/stream:features>/);
+    r.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+    expect(await r.until(/while you were away/)).toContain("<resumed ");
+  });
+});
