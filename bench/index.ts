@@ -1,4 +1,4 @@
-// `npm run bench`: throughput of the in-process router and of archive appends
+// `npm run bench`: throughput of the in-process router, of the stream parser, and of archive appends
 // on both drivers, MAM query latency, smart retention cleanup and ingest, and
 // load over real sockets from this process against the server as a child
 // process (bench/load.ts). Prints numbers; nothing here asserts a time.
@@ -13,6 +13,7 @@ import type { StorageDriver } from "../src/storage/types.js";
 import type { Element } from "@xmpp/xml";
 import { xml } from "../src/xmpp/stanza.js";
 import { mamQueryBench } from "./mam.js";
+import { parseBench } from "./parse.js";
 import { loadBench } from "./load.js";
 import { ingestBench, retentionCleanupBench } from "./retention.js";
 
@@ -85,6 +86,7 @@ const dir = mkdtempSync(join(tmpdir(), "mamkit-bench-"));
 try {
   console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
   routerBench(100_000);
+  parseBench();
   appendBench("memory", () => new MemoryDriver(), 50_000);
   appendBench("sqlite (WAL, synchronous=full, file)", () => new SqliteDriver(join(dir, "full.sqlite")), 5_000);
   appendBench("sqlite (WAL, synchronous=normal, file)", () => new SqliteDriver(join(dir, "normal.sqlite"), { synchronous: "normal" }), 20_000);

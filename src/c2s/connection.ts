@@ -76,6 +76,8 @@ export class C2sConnection implements SessionSink {
   private saslFailures = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastRead = Date.now();
+  /** Reads so far (a probe is answered by any input after it). */
+  private reads = 0;
 
   constructor(
     private readonly server: Server,
@@ -104,6 +106,7 @@ export class C2sConnection implements SessionSink {
   onData(data: string): void {
     if (this.closed) return;
     this.lastRead = Date.now();
+    this.reads++;
     this.parser!.write(data);
   }
 
@@ -111,6 +114,7 @@ export class C2sConnection implements SessionSink {
   onMessage(text: string): void {
     if (this.closed) return;
     this.lastRead = Date.now();
+    this.reads++;
     if (Buffer.byteLength(text, "utf8") > this.settings.maxStanzaSize) {
       this.streamError("policy-violation", `stanza larger than ${this.settings.maxStanzaSize} bytes`);
       return;
@@ -631,16 +635,19 @@ export class C2sConnection implements SessionSink {
 
   // ---- timeouts ----------------------------------------------------------------------
   // c2s_timeout: a stream that has not authenticated by then is closed. c2s_read_timeout:
-  // after that long without input the client is probed; a module may send the probe
-  // (Prosody's `c2s-read-timeout` event: smacks asks for an ack, ping sends an XEP-0199
-  // ping), else it is a whitespace keepalive. Still silent one c2s_read_timeout after
-  // the probe, the peer is taken for dead: a session with stream management hibernates
-  // (nothing queued is lost), any other stream ends with `connection-timeout`.
+  // after that long without input the client is probed. A module may send a probe the
+  // client must answer (Prosody's `c2s-read-timeout` event: smacks asks for an ack, ping
+  // sends an XEP-0199 ping); still silent one c2s_read_timeout later, the peer is taken
+  // for dead: a session with stream management hibernates (nothing queued is lost), any
+  // other stream ends with `connection-timeout`. Without such a module the probe is a
+  // whitespace keepalive, which needs no answer: the stream stays (as Prosody), and a dead
+  // peer is left to TCP keepalives and failing writes.
   private armTimer(): void {
     const authTimeout = Number(this.server.config.global.c2s_timeout ?? 300) * 1000;
     const readTimeout = Number(this.server.config.global.c2s_read_timeout ?? 840) * 1000;
     const opened = Date.now();
-    let probedAt: number | undefined;
+    let probe: { at: number; reads: number } | undefined; // sent, and waiting for any input
+    let keptAliveAt = 0;
     const tick = () => {
       if (this.closed) return;
       const now = Date.now();
@@ -648,14 +655,14 @@ export class C2sConnection implements SessionSink {
         this.streamError("connection-timeout", "no authentication in time");
         return;
       }
-      if (probedAt !== undefined && this.lastRead > probedAt) probedAt = undefined; // it answered
-      if (probedAt !== undefined && now - probedAt >= readTimeout) {
+      if (probe !== undefined && this.reads > probe.reads) probe = undefined; // answered
+      if (probe !== undefined && now - probe.at >= readTimeout) {
         this.dropSilentPeer();
         return;
       }
-      if (probedAt === undefined && now - this.lastRead >= readTimeout) {
-        probedAt = now;
-        this.probe();
+      if (probe === undefined && now - Math.max(this.lastRead, keptAliveAt) >= readTimeout) {
+        if (this.probe()) probe = { at: now, reads: this.reads };
+        else keptAliveAt = now;
       }
       this.timer = setTimeout(tick, Math.min(authTimeout, readTimeout, 30_000));
       this.timer.unref?.();
@@ -664,10 +671,12 @@ export class C2sConnection implements SessionSink {
     this.timer.unref?.();
   }
 
-  private probe(): void {
+  /** Returns true when a module sent a probe that the client must answer. */
+  private probe(): boolean {
     const session = this.ownsSession() ? this.session : undefined;
-    const handled = session && this.host?.events.fire("c2s-read-timeout", { session });
-    if (handled === undefined) this.write(" ");
+    if (session && this.host?.events.fire("c2s-read-timeout", { session }) === true) return true;
+    this.write(" ");
+    return false;
   }
 
   private dropSilentPeer(): void {

@@ -122,6 +122,7 @@ export async function listen(server: Server): Promise<Listening> {
     maxStanzaSize: (g.c2s_stanza_size_limit as number | undefined) ?? DEFAULT_STANZA_SIZE_LIMIT,
     failures: new FailureTracker(),
   };
+  const tcpKeepalives = g.c2s_tcp_keepalives !== false;
   const connections = new Set<C2sConnection>();
   const track = (conn: C2sConnection, onClose: (fn: () => void) => void) => {
     connections.add(conn);
@@ -138,6 +139,8 @@ export async function listen(server: Server): Promise<Listening> {
   for (const port of c2sPorts) {
     for (const iface of interfaces) {
       const ns = createNetServer((socket) => {
+        // as Prosody's c2s_tcp_keepalives: the OS notices a peer that vanished without a word
+        socket.setKeepAlive(tcpKeepalives);
         const t = new TcpTransport(socket, tls);
         const conn = new C2sConnection(server, t, settings);
         t.conn = conn;

@@ -4,8 +4,10 @@
 // attribute, a duplicated attribute, an undeclared prefix, text before the
 // stream header (an HTTP request, say). Restricted XML (§11.1) is refused too:
 // no DTD, comments or processing instructions (the XML declaration at the very
-// start excepted). A top-level element larger than the limit is a policy
-// violation. Elements come out as @xmpp/xml (ltx) elements, as before.
+// start excepted). A top-level element larger than the limit, or nested
+// deeper than MAX_DEPTH, is a policy violation. Elements come out as
+// @xmpp/xml (ltx) elements, standing on their own: prefixes are resolved into
+// `xmlns` attributes, so no stanza depends on declarations of the stream.
 import { Element } from "@xmpp/xml";
 import { SaxesParser, type SaxesTagNS } from "saxes";
 
@@ -43,12 +45,45 @@ class StrictSax extends SaxesParser<{ xmlns: true; position: false }> {
   }
 }
 
-/** Builds ltx elements from saxes events; the root is the stream header (or a WebSocket frame). */
-function newSax(isCurrent: () => boolean, stack: Element[], keepChildrenOfRoot: boolean, on: Events): Sax {
+const NS_CLIENT = "jabber:client";
+/** XML's white space (not Unicode's: U+00A0 before a stream header is not well-formed). */
+const ONLY_WHITESPACE = /^[ \t\r\n]*$/;
+const LEADING_WHITESPACE = /^[ \t\r\n]+/;
+/** Elements nested deeper than this end the stream (recursion over a stanza must not overflow the stack). */
+export const MAX_DEPTH = 100;
+
+/**
+ * The element as the stanza carries it on its own, away from the stream: its
+ * name without a prefix and `xmlns` where its namespace differs from its
+ * parent's, so that prefixes declared on the stream header (or anywhere above)
+ * never leave the stanza undeclared; a prefixed attribute brings its
+ * declaration along.
+ */
+function toElement(tag: SaxesTagNS, inheritedNs: string): Element {
+  const attrs: Record<string, string> = {};
+  if (tag.uri !== inheritedNs) attrs.xmlns = tag.uri;
+  const all = tag.attributes;
+  for (const name in all) {
+    const a = all[name]!;
+    if (name === "xmlns" || a.prefix === "xmlns") continue; // declarations: names above and below carry namespaces
+    if (a.prefix !== "" && a.prefix !== "xml") attrs[`xmlns:${a.prefix}`] = a.uri;
+    attrs[name] = a.value;
+  }
+  return new Element(tag.local, attrs);
+}
+
+/**
+ * Builds ltx elements from saxes events. In a stream the root is the stream
+ * header, kept as written, and its children are the stanzas; in a WebSocket
+ * frame (`frame`) the root is the stanza.
+ */
+function newSax(isCurrent: () => boolean, stack: Element[], frame: boolean, on: Events): Sax {
+  const uris: string[] = [];
+  const top = frame ? 0 : 1; // the depth of a stanza
   const restricted = (what: string) => () => isCurrent() && on.error("restricted-xml", `${what} are not allowed`);
   const text = (t: string) => {
     // text at the stream level (whitespace keepalives) belongs to no stanza
-    if ((stack.length >= 2 || (stack.length === 1 && keepChildrenOfRoot)) && isCurrent()) stack[stack.length - 1]!.t(t);
+    if (stack.length > top && isCurrent()) stack[stack.length - 1]!.t(t);
   };
   return new StrictSax({
     doctype: restricted("DTDs and entity declarations"),
@@ -59,18 +94,27 @@ function newSax(isCurrent: () => boolean, stack: Element[], keepChildrenOfRoot: 
     error: (err: Error) => isCurrent() && on.error(/doctype/i.test(err.message) ? "restricted-xml" : "not-well-formed", err.message),
     opentag: (tag: SaxesTagNS) => {
       if (!isCurrent()) return;
-      const attrs: Record<string, string> = {};
-      for (const name in tag.attributes) attrs[name] = tag.attributes[name]!.value;
-      const el = new Element(tag.name, attrs);
       const depth = stack.length;
-      if (depth >= 2 || (depth === 1 && keepChildrenOfRoot)) stack[depth - 1]!.cnode(el);
+      if (depth >= MAX_DEPTH) {
+        on.error("policy-violation", `elements nested more than ${MAX_DEPTH} deep`);
+        return;
+      }
+      let el: Element;
+      if (depth < top) {
+        const attrs: Record<string, string> = {};
+        for (const name in tag.attributes) attrs[name] = tag.attributes[name]!.value;
+        el = new Element(tag.name, attrs);
+      } else el = toElement(tag, depth === top ? NS_CLIENT : uris[depth - 1]!);
+      if (depth > top) stack[depth - 1]!.cnode(el);
       stack.push(el);
+      uris.push(tag.uri);
       if (depth === 0) on.start(el);
     },
     closetag: () => {
       if (!isCurrent()) return;
       const el = stack.pop()!;
-      if (stack.length === 1) on.element(el);
+      uris.pop();
+      if (stack.length === top && !frame) on.element(el);
       else if (stack.length === 0) on.end(el);
     },
     text,
@@ -80,6 +124,7 @@ function newSax(isCurrent: () => boolean, stack: Element[], keepChildrenOfRoot: 
 
 export class XmlStreamParser {
   private sax!: Sax;
+  private stack: Element[] = [];
   private bytes = 0;
   private failed = false;
   private writing = false;
@@ -110,6 +155,7 @@ export class XmlStreamParser {
       error: (c, t) => this.fail(c, t),
     });
     this.sax = sax;
+    this.stack = stack;
     this.bytes = 0;
     this.fresh = true;
     if (this.writing && rest === "discard") this.discardRest = true;
@@ -129,7 +175,8 @@ export class XmlStreamParser {
         const to = gt < 0 ? data.length : gt + 1;
         const piece = from === 0 && to === data.length ? data : data.slice(from, to);
         from = to;
-        this.bytes += Buffer.byteLength(piece, "utf8");
+        // whitespace between stanzas (keepalives) belongs to no stanza: it is not counted
+        if (this.stack.length !== 1 || !ONLY_WHITESPACE.test(piece)) this.bytes += Buffer.byteLength(piece, "utf8");
         if (this.bytes > this.maxElementBytes) {
           this.fail("policy-violation", `stanza larger than ${this.maxElementBytes} bytes`);
           return;
@@ -137,7 +184,7 @@ export class XmlStreamParser {
         if (this.fresh) {
           // whitespace between two streams (a keepalive, a newline after </auth>) would
           // put the new stream's XML declaration off the start of its document
-          const trimmed = piece.trimStart();
+          const trimmed = piece.replace(LEADING_WHITESPACE, "");
           if (trimmed === "") continue;
           this.fresh = false;
           this.sax.write(trimmed);

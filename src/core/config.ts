@@ -44,6 +44,7 @@ const globalSchema = z.looseObject({
   c2s_stanza_size_limit: z.number().int().min(1024).optional(),
   c2s_timeout: seconds.optional(),
   c2s_read_timeout: seconds.optional(),
+  c2s_tcp_keepalives: z.boolean().optional(),
   consider_websocket_secure: z.boolean().optional(),
   hosts: z.record(z.string(), z.looseObject({ ...sharedKeys })).optional(),
   ...sharedKeys,
@@ -60,6 +61,7 @@ export const GLOBAL_ONLY_KEYS = new Set([
   "c2s_stanza_size_limit",
   "c2s_timeout",
   "c2s_read_timeout",
+  "c2s_tcp_keepalives",
   "consider_websocket_secure",
 ]);
 /** Keys the core itself reads. */

@@ -1,6 +1,7 @@
 // mod_mam: XEP-0313 Message Archive Management (urn:xmpp:mam:2 + #extended),
 // XEP-0359 stanza-ids, XEP-0441 preferences, expiry. Prosody 0.12's mod_mam
 // in behaviour, except where noted "unlike Prosody".
+import { domainToASCII } from "node:url";
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { Host } from "../core/host.js";
@@ -466,16 +467,18 @@ export default defineModule(
 
 /**
  * A stanza-id element in the name of a domain this server serves, or of one of
- * its accounts (`by` a bare JID there; a resource or odd case changes nothing).
+ * its accounts (`by` a JID there). A prefixed element counts as much as one
+ * with `xmlns`; `by` is compared as a JID is, after IDNA mapping (case, width),
+ * with a resource, stray spaces or a final dot changing nothing.
  */
 function isLocalStanzaId(el: Element, serves: (domain: string) => boolean): boolean {
-  if (el.name !== "stanza-id" || el.getNS() !== NS_SID) return false;
+  if (el.getName() !== "stanza-id" || el.getNS() !== NS_SID) return false;
   const by = el.attrs.by as string | undefined;
   if (by === undefined) return false;
-  let domain = by.toLowerCase();
+  let domain = by.trim();
   const slash = domain.indexOf("/");
   if (slash >= 0) domain = domain.slice(0, slash);
-  const at = domain.lastIndexOf("@");
-  if (at >= 0) domain = domain.slice(at + 1);
-  return serves(domain.replace(/\.$/, ""));
+  domain = domain.slice(domain.lastIndexOf("@") + 1).trim();
+  const ascii = domainToASCII(domain) || domain.toLowerCase();
+  return serves(ascii.replace(/\.$/, ""));
 }

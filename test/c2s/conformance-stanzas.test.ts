@@ -2,23 +2,15 @@
 // sockets: iq without 'to' (RFC 6120 §10.3.3), acks above what was sent
 // (XEP-0198 §6), forged stanza-ids (XEP-0359 §5), silent peers. Each failed
 // on the code before its fix.
-import { afterEach, describe, expect, it } from "vitest";
-import { type Running, startServer } from "../e2e/helpers.js";
-import { b64, header, plainLogin, Raw, stillServes } from "./raw.js";
+import { describe, expect, it } from "vitest";
+import { parseFrame } from "../../src/c2s/xml-stream.js";
+import { b64, header, plainAuth, plainLogin, Raw, serverPerTest, stillServes } from "./raw.js";
 
-let run: Running | undefined;
-afterEach(async () => {
-  await run?.stop();
-  run = undefined;
-});
-
-async function boot(extra: Record<string, unknown> = {}) {
-  run = await startServer({ allow_unencrypted_plain_auth: true, ...extra });
-  return run.listening.c2s[0]!.port;
-}
+const server = serverPerTest();
+const boot = server.boot;
 
 const SM = "urn:xmpp:sm:3";
-const archiveOf = (user: string) => run!.server.host("localhost").openStore("archive", "archive").find(user).items;
+const archiveOf = (user: string) => server.run.server.host("localhost").openStore("archive", "archive").find(user).items;
 const resultFor = (id: string) => new RegExp(`<iq type="result" id="${id}"`);
 
 describe("an iq without 'to' is handled for the account (RFC 6120 §10.3.3)", () => {
@@ -82,13 +74,7 @@ describe("acknowledgements above what was sent (XEP-0198 §6)", () => {
     await c.until(/id="p"/);
     c.end();
     await new Promise((r) => setTimeout(r, 100));
-    const r = new Raw(port);
-    r.send(header());
-    await r.until(/<\/stream:features>/);
-    r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
-    await r.until(/<success/);
-    r.send(header());
-    await r.until(/<\/stream:features>/);
+    const r = await plainAuth(port);
     r.send(`<resume xmlns='${SM}' previd='${id}' h='4294967295'/>`);
     const got = await r.until(/<\/failed>/);
     expect(got).toContain(`<handled-count-too-high xmlns="${SM}" h="4294967295" send-count="1"/>`);
@@ -120,6 +106,53 @@ describe("forged stanza-ids (XEP-0359 §5)", () => {
   });
 });
 
+describe("forged stanza-ids in disguise (found by review)", () => {
+  it.each([
+    ["a prefix declared on the stanza", "", "<sid:stanza-id xmlns:sid='urn:xmpp:sid:0' by='bob@localhost' id='forged'/>"],
+    ["a prefix declared on the stream header", " xmlns:sid='urn:xmpp:sid:0'", "<sid:stanza-id by='bob@localhost' id='forged'/>"],
+    ["a space around by", "", "<stanza-id xmlns='urn:xmpp:sid:0' by=' localhost ' id='forged'/>"],
+    ["full-width letters in by", "", "<stanza-id xmlns='urn:xmpp:sid:0' by='ｂｏｂ@ｌｏｃａｌｈｏｓｔ' id='forged'/>"],
+  ])("%s is stripped too", async (_what, headerExtra, forged) => {
+    const port = await boot();
+    const bob = await plainLogin(port, "bob", "b");
+    bob.send("<presence/>");
+    const alice = new Raw(port);
+    alice.send(header("localhost", `version='1.0'${headerExtra}`));
+    await alice.until(/<\/stream:features>/);
+    alice.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
+    await alice.until(/<success/);
+    alice.send(header("localhost", `version='1.0'${headerExtra}`));
+    await alice.until(/<\/stream:features>/);
+    alice.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    await alice.until(/<\/jid>/);
+    alice.send(`<message to='bob@localhost' type='chat' id='m'><body>hi</body>${forged}</message>`);
+    const got = await bob.until(/<\/message>/);
+    expect(got).not.toContain("forged");
+    for (const user of ["alice", "bob"]) expect(archiveOf(user)[0]!.stanza.toString()).not.toContain("forged");
+  });
+
+  it("a stanza using a prefix of the stream header reaches others self-contained (well-formed on its own)", async () => {
+    const port = await boot();
+    const bob = await plainLogin(port, "bob", "b");
+    bob.send("<presence/>");
+    const alice = new Raw(port);
+    alice.send(header("localhost", "version='1.0' xmlns:x='urn:example:x'"));
+    await alice.until(/<\/stream:features>/);
+    alice.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
+    await alice.until(/<success/);
+    alice.send(header("localhost", "version='1.0' xmlns:x='urn:example:x'"));
+    await alice.until(/<\/stream:features>/);
+    alice.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    await alice.until(/<\/jid>/);
+    alice.send("<message to='bob@localhost' type='chat' id='m'><body>hi</body><x:y x:a='1'/></message>");
+    const got = await bob.until(/<\/message>/);
+    const message = got.slice(got.indexOf("<message"));
+    const el = parseFrame(message.replace("<message", "<message xmlns='jabber:client'"));
+    expect(el.getChild("y", "urn:example:x")?.attrs["x:a"]).toBe("1");
+    expect(archiveOf("bob")[0]!.stanza.getChild("y", "urn:example:x")).toBeDefined();
+  });
+});
+
 describe("silent peers (c2s_read_timeout)", () => {
   it("a bound client that stays silent is pinged, then closed with connection-timeout", async () => {
     const port = await boot({ c2s_read_timeout: 0.4 });
@@ -128,7 +161,7 @@ describe("silent peers (c2s_read_timeout)", () => {
     expect(c.buf).toMatch(/<iq type="get" id="keepalive-\d+" from="localhost" to="alice@localhost\/r">/);
     await c.until(/<connection-timeout xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 3000);
     await c.waitClosed();
-    expect(run!.server.host("localhost").sessionsOf("alice")?.size ?? 0).toBe(0);
+    expect(server.run.server.host("localhost").sessionsOf("alice")?.size ?? 0).toBe(0);
   });
 
   it("a client that answers the keepalive stays connected", async () => {
@@ -153,19 +186,13 @@ describe("silent peers (c2s_read_timeout)", () => {
     await c.until(/<r xmlns="urn:xmpp:sm:3"\/>/, 3000);
     await c.waitClosed(3000);
     expect(c.buf).not.toMatch(/stream:error/);
-    const host = run!.server.host("localhost");
+    const host = server.run.server.host("localhost");
     const [session] = host.sessionsOf("alice")!.values();
     expect(session!.hibernating).toBe(true);
     const bob = await plainLogin(port, "bob", "b");
     bob.send("<message to='alice@localhost' type='chat' id='while-away'><body>while you were away</body></message>");
     await new Promise((r) => setTimeout(r, 100));
-    const r = new Raw(port);
-    r.send(header());
-    await r.until(/<\/stream:features>/);
-    r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0alice-password")}</auth>`);
-    await r.until(/<success/);
-    r.send(header());
-    await r.until(/<\/stream:features>/);
+    const r = await plainAuth(port);
     r.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
     expect(await r.until(/while you were away/)).toContain("<resumed ");
   });

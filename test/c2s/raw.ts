@@ -1,6 +1,8 @@
 // A raw XML-over-TCP client for the stream tests: send text, wait for text.
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import { afterEach } from "vitest";
+import { type Running, startServer } from "../e2e/helpers.js";
 
 export class Raw {
   /** Everything received so far. */
@@ -64,8 +66,8 @@ export const header = (to = "localhost", extra = "version='1.0'") =>
   `<?xml version='1.0'?><stream:stream to='${to}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' ${extra}>`;
 export const b64 = (s: string) => Buffer.from(s).toString("base64");
 
-/** Logs in with PLAIN on plain TCP (the server allows it) and binds `resource`; the buffer is emptied. */
-export async function plainLogin(port: number, user = "alice", resource = "r"): Promise<Raw> {
+/** Authenticates with PLAIN on plain TCP (the server allows it) and restarts the stream: not bound yet. */
+export async function plainAuth(port: number, user = "alice"): Promise<Raw> {
   const c = new Raw(port);
   c.send(header());
   await c.until(/<\/stream:features>/);
@@ -75,10 +77,35 @@ export async function plainLogin(port: number, user = "alice", resource = "r"): 
   c.send(header());
   await c.until(/<\/stream:features>/);
   c.buf = "";
+  return c;
+}
+
+/** Logs in with PLAIN on plain TCP and binds `resource`; the buffer is emptied. */
+export async function plainLogin(port: number, user = "alice", resource = "r"): Promise<Raw> {
+  const c = await plainAuth(port, user);
   c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
   await c.until(/<\/jid>/);
   c.buf = "";
   return c;
+}
+
+/** A new server for each test of the file (PLAIN allowed on plain TCP), stopped after it. */
+export function serverPerTest(base: Record<string, unknown> = {}) {
+  let current: Running | undefined;
+  afterEach(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  return {
+    /** Starts the server; returns its c2s port. */
+    async boot(extra: Record<string, unknown> = {}): Promise<number> {
+      current = await startServer({ allow_unencrypted_plain_auth: true, ...base, ...extra });
+      return current.listening.c2s[0]!.port;
+    },
+    get run(): Running {
+      return current!;
+    },
+  };
 }
 
 /** The server still serves: a new login gets a ping answered. */

@@ -7,7 +7,7 @@ import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Accounts } from "../../src/auth/accounts.js";
 import { type Running, startServer } from "../e2e/helpers.js";
-import { b64, header, Raw } from "../c2s/raw.js";
+import { b64, header, plainLogin, Raw } from "../c2s/raw.js";
 
 let run: Running | undefined;
 afterEach(async () => {
@@ -18,22 +18,6 @@ afterEach(async () => {
 async function boot(extra: Record<string, unknown> = {}) {
   run = await startServer({ allow_unencrypted_plain_auth: true, ...extra });
   return run.listening.c2s[0]!.port;
-}
-
-async function login(port: number, user = "alice", resource = "r") {
-  const c = new Raw(port);
-  c.send(header());
-  await c.until(/<\/stream:features>/);
-  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64(`\0${user}\0${user}-password`)}</auth>`);
-  await c.until(/<success/);
-  c.buf = "";
-  c.send(header());
-  await c.until(/<\/stream:features>/);
-  c.buf = "";
-  c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
-  await c.until(/<\/jid>/);
-  c.buf = "";
-  return c;
 }
 
 function scramFirst(c: Raw, user: string, mech = "SCRAM-SHA-1") {
@@ -71,7 +55,7 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
     expect(f).not.toContain("SCRAM-SHA-256");
     expect(await scramLogin(c, "alice", "alice-password", "sha1", "SCRAM-SHA-1")).toContain("<success");
     // a PLAIN login gives the account its SHA-256 keys: then every account has them
-    await login(port, "alice", "p");
+    await plainLogin(port, "alice", "p");
     const c2 = new Raw(port);
     c2.send(header());
     expect(await c2.until(/<\/stream:features>/)).toContain("SCRAM-SHA-256");
@@ -80,15 +64,15 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
 
   it("a replaced resource gets a <conflict/> stream error (RFC 6120 §7.7.2.2)", async () => {
     const port = await boot();
-    const first = await login(port, "alice", "same");
-    await login(port, "alice", "same");
+    const first = await plainLogin(port, "alice", "same");
+    await plainLogin(port, "alice", "same");
     await first.waitClosed();
     expect(first.buf).toContain("<conflict");
   });
 
   it("invalid UTF-8 is a stream error, not silently replaced", async () => {
     const port = await boot();
-    const c = await login(port);
+    const c = await plainLogin(port);
     c.socket.write(Buffer.concat([Buffer.from("<message to='alice@localhost/r' type='chat' id='m1'><body>x"), Buffer.from([0xff, 0xfe]), Buffer.from("y</body></message>")]));
     const got = await c.until(/<\/message>|stream:error/);
     expect(got).toMatch(/stream:error/);
@@ -96,11 +80,11 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
 
   it("an unknown top-level element is unsupported-stanza-type, a handled one is not", async () => {
     const port = await boot();
-    const ok = await login(port, "alice", "a");
+    const ok = await plainLogin(port, "alice", "a");
     ok.send("<r xmlns='urn:xmpp:sm:3'/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>"); // <r/> before enable: smacks answers it
     await ok.until(/id="p"/);
     expect(ok.buf).not.toMatch(/stream:error/);
-    const c = await login(port, "bob", "b");
+    const c = await plainLogin(port, "bob", "b");
     c.send("<foo xmlns='urn:example:nothing'/>");
     expect(await c.until(/<\/stream:stream>/)).toMatch(/<unsupported-stanza-type xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
   });
@@ -119,7 +103,7 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
 
   it("many small stanzas in one TCP write are not a policy violation", async () => {
     const port = await boot({ c2s_stanza_size_limit: 2000 });
-    const c = await login(port);
+    const c = await plainLogin(port);
     let s = "";
     for (let k = 0; k < 40; k++) s += `<iq type='get' id='p${k}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`;
     expect(s.length).toBeGreaterThan(2000);
@@ -130,7 +114,7 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
 
   it("a stanza of ~2x the limit, split across packets after another stanza, is refused", async () => {
     const port = await boot({ c2s_stanza_size_limit: 2000 });
-    const c = await login(port);
+    const c = await plainLogin(port);
     const pad = "a".repeat(1800);
     c.send(`<presence/><message to='alice@localhost/r' id='big'><body>${pad}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -141,11 +125,11 @@ describe("stream rules (RFC 6120, SCRAM)", () => {
 
   it("deep nesting within the size limit does not break the server", async () => {
     const port = await boot();
-    const c = await login(port);
+    const c = await plainLogin(port);
     const n = 30000;
     c.send(`<message to='bob@localhost' id='deep'><x xmlns='urn:x'>${"<a>".repeat(n)}${"</a>".repeat(n)}</x></message>`);
     await new Promise((r) => setTimeout(r, 1000));
-    const d = await login(port, "bob", "b2");
+    const d = await plainLogin(port, "bob", "b2");
     d.send(`<iq type='get' id='pp' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await d.until(/id="pp"|id='pp'/);
     console.log("alice got:", c.buf.slice(0, 300));

@@ -1,7 +1,7 @@
 // The strict stream parser on its own: restarts, discarding, frames.
 import type { Element } from "@xmpp/xml";
 import { describe, expect, it } from "vitest";
-import { parseFrame, XmlFrameError, XmlStreamParser } from "../../src/c2s/xml-stream.js";
+import { MAX_DEPTH, parseFrame, XmlFrameError, XmlStreamParser } from "../../src/c2s/xml-stream.js";
 
 const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
@@ -30,7 +30,40 @@ describe("XmlStreamParser", () => {
     expect(elements).toHaveLength(1);
     expect(elements[0]!.parent).toBeNull();
     expect(elements[0]!.getChildText("body")).toBe("x & y");
-    expect(elements[0]!.toString()).toBe('<message to="a@b" id="1"><body>x &amp; y</body><x:t xmlns:x="urn:x"/></message>');
+    expect(elements[0]!.toString()).toBe('<message to="a@b" id="1"><body>x &amp; y</body><t xmlns="urn:x"/></message>');
+  });
+
+  it("resolves prefixes, those of the stream header included, so that a stanza stands on its own", () => {
+    const { p, elements } = parser();
+    p.write(HEADER.replace("to='localhost'", "to='localhost' xmlns:x='urn:x' xmlns:c='jabber:client'"));
+    p.write("<c:message to='a@b'><x:y x:a='1'><z/></x:y><sm:r xmlns:sm='urn:xmpp:sm:3'/></c:message>");
+    // (<z/> has no prefix: it is in the default namespace, the stream's jabber:client)
+    expect(elements[0]!.toString()).toBe(
+      '<message to="a@b"><y xmlns="urn:x" xmlns:x="urn:x" x:a="1"><z xmlns="jabber:client"/></y><r xmlns="urn:xmpp:sm:3"/></message>',
+    );
+  });
+
+  it("refuses elements nested deeper than MAX_DEPTH", () => {
+    const { p, log } = parser();
+    p.write(`${HEADER}<message>${"<a>".repeat(MAX_DEPTH)}`);
+    expect(log.at(-1)).toMatch(/^error policy-violation: elements nested more than/);
+  });
+
+  it("does not count whitespace keepalives between stanzas toward the size limit", () => {
+    const { p, log } = parser(1100);
+    p.write(HEADER);
+    for (let i = 0; i < 3000; i++) p.write(" ");
+    p.write("<message><body>after the keepalives</body></message>");
+    expect(log.at(-1)).toBe("element message");
+  });
+
+  it("skips only XML white space before a stream header", () => {
+    const ok = parser();
+    ok.p.write(` \r\n\t${HEADER}`);
+    expect(ok.log).toEqual(["start stream:stream"]);
+    const bad = parser();
+    bad.p.write(`\u00a0${HEADER}`);
+    expect(bad.log.at(-1)).toMatch(/^error not-well-formed/);
   });
 
   it("a restart in the middle of a read goes on with the rest of it, whitespace and declaration included", () => {
@@ -76,7 +109,7 @@ describe("parseFrame (RFC 7395)", () => {
   it("parses one element with its namespace", () => {
     const el = parseFrame("<message xmlns='jabber:client' to='a@b'><body>hi</body></message>");
     expect(el.getChildText("body")).toBe("hi");
-    expect(el.attrs.xmlns).toBe("jabber:client");
+    expect(el.attrs.xmlns).toBeUndefined(); // jabber:client is where a stanza stands, as on TCP
   });
 
   it.each([
