@@ -46,6 +46,12 @@ export interface C2sTransport {
   end(): void;
   /** Closes at once, dropping what is not sent yet. */
   abort(): void;
+  /**
+   * Sends the transport's own keepalive (TCP: a space; WebSocket: a ping frame).
+   * Returns true when the peer must answer it (a WebSocket pong), which then
+   * comes in as `onActivity()`.
+   */
+  keepalive(): boolean;
 }
 
 export interface C2sSettings {
@@ -289,7 +295,7 @@ export class C2sConnection implements SessionSink {
     // stream management counts it both ways; the core answers it: see registerCoreHandlers)
     // A top-level element that is no stanza and that no module handles ends the stream,
     // as RFC 6120 §4.9.3.24 and Prosody do.
-    if (!this.session.receive(el)) this.streamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns ?? "no namespace"} is not handled here`);
+    if (!this.session.receive(el)) this.streamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns || "no namespace"} is not handled here`);
   }
 
   // ---- STARTTLS ------------------------------------------------------------------------
@@ -671,12 +677,19 @@ export class C2sConnection implements SessionSink {
     this.timer.unref?.();
   }
 
-  /** Returns true when a module sent a probe that the client must answer. */
+  /** Returns true when the probe sent needs an answer (from a module, or a WebSocket pong). */
   private probe(): boolean {
     const session = this.ownsSession() ? this.session : undefined;
     if (session && this.host?.events.fire("c2s-read-timeout", { session }) === true) return true;
-    this.write(" ");
-    return false;
+    // nothing before our stream header: a space there would put its XML declaration off the start
+    if (!this.headerSent) return false;
+    return this.transport.keepalive();
+  }
+
+  /** The transport saw the peer alive without data (a WebSocket pong). */
+  onActivity(): void {
+    this.lastRead = Date.now();
+    this.reads++;
   }
 
   private dropSilentPeer(): void {

@@ -87,6 +87,11 @@ class TcpTransport implements C2sTransport {
     this.socket.destroy();
     this.raw.destroy();
   }
+
+  keepalive(): boolean {
+    this.write(" "); // a whitespace keepalive (RFC 6120 §4.6.1): nothing answers it
+    return false;
+  }
 }
 
 class WsTransport implements C2sTransport {
@@ -107,6 +112,12 @@ class WsTransport implements C2sTransport {
   }
   abort(): void {
     this.ws.terminate();
+  }
+  keepalive(): boolean {
+    // a space is no RFC 7395 message: a WebSocket ping, which the peer must answer with a pong
+    if (this.ws.readyState !== this.ws.OPEN) return false;
+    this.ws.ping();
+    return true;
   }
 }
 
@@ -179,6 +190,7 @@ export async function listen(server: Server): Promise<Listening> {
           if (isBinary) conn.streamError("unsupported-encoding", "text frames only");
           else conn.onMessage(data.toString());
         });
+        ws.on("pong", () => conn.onActivity());
         ws.on("error", () => ws.terminate());
         track(conn, (fn) => ws.once("close", fn));
       });

@@ -49,8 +49,14 @@ const NS_CLIENT = "jabber:client";
 /** XML's white space (not Unicode's: U+00A0 before a stream header is not well-formed). */
 const ONLY_WHITESPACE = /^[ \t\r\n]*$/;
 const LEADING_WHITESPACE = /^[ \t\r\n]+/;
-/** Elements nested deeper than this end the stream (recursion over a stanza must not overflow the stack). */
+/** A stanza nesting elements deeper than this ends the stream (recursion over it must not overflow the stack). */
 export const MAX_DEPTH = 100;
+
+/** Sets an attribute, even one named `__proto__` (which plain assignment would swallow). */
+function setAttr(attrs: Record<string, string>, name: string, value: string): void {
+  if (name === "__proto__") Object.defineProperty(attrs, name, { value, enumerable: true, writable: true, configurable: true });
+  else attrs[name] = value;
+}
 
 /**
  * The element as the stanza carries it on its own, away from the stream: its
@@ -67,7 +73,7 @@ function toElement(tag: SaxesTagNS, inheritedNs: string): Element {
     const a = all[name]!;
     if (name === "xmlns" || a.prefix === "xmlns") continue; // declarations: names above and below carry namespaces
     if (a.prefix !== "" && a.prefix !== "xml") attrs[`xmlns:${a.prefix}`] = a.uri;
-    attrs[name] = a.value;
+    setAttr(attrs, name, a.value);
   }
   return new Element(tag.local, attrs);
 }
@@ -95,14 +101,14 @@ function newSax(isCurrent: () => boolean, stack: Element[], frame: boolean, on: 
     opentag: (tag: SaxesTagNS) => {
       if (!isCurrent()) return;
       const depth = stack.length;
-      if (depth >= MAX_DEPTH) {
+      if (depth - top >= MAX_DEPTH) {
         on.error("policy-violation", `elements nested more than ${MAX_DEPTH} deep`);
         return;
       }
       let el: Element;
       if (depth < top) {
         const attrs: Record<string, string> = {};
-        for (const name in tag.attributes) attrs[name] = tag.attributes[name]!.value;
+        for (const name in tag.attributes) setAttr(attrs, name, tag.attributes[name]!.value);
         el = new Element(tag.name, attrs);
       } else el = toElement(tag, depth === top ? NS_CLIENT : uris[depth - 1]!);
       if (depth > top) stack[depth - 1]!.cnode(el);
@@ -131,6 +137,8 @@ export class XmlStreamParser {
   private discardRest = false;
   /** Nothing but whitespace seen since the stream (re)started. */
   private fresh = true;
+  /** The last piece ended the stream header or a stanza: the parser is between two stanzas. */
+  private between = false;
 
   constructor(
     private readonly maxElementBytes: number,
@@ -146,9 +154,13 @@ export class XmlStreamParser {
   restart(rest: "keep" | "discard" = "keep"): void {
     const stack: Element[] = [];
     const sax: Sax = newSax(() => sax === this.sax && !this.failed, stack, false, {
-      start: (el) => this.handler.onStart(el),
+      start: (el) => {
+        this.between = true;
+        this.handler.onStart(el);
+      },
       element: (el) => {
         this.bytes = 0;
+        this.between = true;
         this.handler.onElement(el);
       },
       end: () => this.handler.onEnd(),
@@ -158,6 +170,7 @@ export class XmlStreamParser {
     this.stack = stack;
     this.bytes = 0;
     this.fresh = true;
+    this.between = false;
     if (this.writing && rest === "discard") this.discardRest = true;
   }
 
@@ -175,8 +188,13 @@ export class XmlStreamParser {
         const to = gt < 0 ? data.length : gt + 1;
         const piece = from === 0 && to === data.length ? data : data.slice(from, to);
         from = to;
-        // whitespace between stanzas (keepalives) belongs to no stanza: it is not counted
-        if (this.stack.length !== 1 || !ONLY_WHITESPACE.test(piece)) this.bytes += Buffer.byteLength(piece, "utf8");
+        // Whitespace right after the header or a stanza (keepalives) belongs to no stanza:
+        // not counted, and not given to saxes, which would buffer it. Only there: a read of
+        // spaces inside a start tag, a comment or CDATA is part of what it is in. (Every
+        // stanza and the header end at a '>', so at a piece's end.)
+        if (this.between && ONLY_WHITESPACE.test(piece)) continue;
+        this.between = false;
+        this.bytes += Buffer.byteLength(piece, "utf8");
         if (this.bytes > this.maxElementBytes) {
           this.fail("policy-violation", `stanza larger than ${this.maxElementBytes} bytes`);
           return;

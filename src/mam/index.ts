@@ -86,7 +86,9 @@ export default defineModule(
   "mam",
   (module) => {
     const host: Host = module.hostObject;
-    const isServersStanzaId = (el: Element) => isLocalStanzaId(el, (domain) => host.server.hosts.has(domain));
+    // (the hosts' names in the form `by` is compared in: IDNA ASCII)
+    const served = (domain: string) => [...host.server.hosts.keys()].some((h) => (domainToASCII(h) || h) === domain);
+    const isServersStanzaId = (el: Element) => isLocalStanzaId(el, served);
     const archive = module.openStore("archive", "archive");
     const prefsStore = module.openStore("archive_prefs", "keyval");
     const roster = module.openStore("roster", "map");

@@ -3,6 +3,7 @@
 // (XEP-0198 §6), forged stanza-ids (XEP-0359 §5), silent peers. Each failed
 // on the code before its fix.
 import { describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { parseFrame } from "../../src/c2s/xml-stream.js";
 import { b64, header, plainAuth, plainLogin, Raw, serverPerTest, stillServes } from "./raw.js";
 
@@ -162,6 +163,38 @@ describe("silent peers (c2s_read_timeout)", () => {
     await c.until(/<connection-timeout xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 3000);
     await c.waitClosed();
     expect(server.run.server.host("localhost").sessionsOf("alice")?.size ?? 0).toBe(0);
+  });
+
+  it("nothing is written before the server's own stream header (a space there would spoil its XML declaration)", async () => {
+    const port = await boot({ c2s_read_timeout: 0.2 });
+    const c = new Raw(port);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(c.buf).toBe("");
+    c.send(header());
+    expect(await c.until(/<\/stream:features>/)).toMatch(/^<\?xml version='1.0'\?><stream:stream /);
+  });
+
+  it.each([
+    ["answers pings with pongs (as every WebSocket does)", true],
+    ["never answers", false],
+  ])("over WebSocket the keepalive is a ping frame: a peer that %s", async (_what, autoPong) => {
+    await boot({ c2s_read_timeout: 0.3 });
+    const ws = new WebSocket(server.run.ws, "xmpp", { autoPong });
+    const frames: string[] = [];
+    let pings = 0;
+    let closed = false;
+    ws.on("message", (d) => frames.push(d.toString()));
+    ws.on("ping", () => pings++);
+    ws.on("close", () => {
+      closed = true;
+    });
+    await new Promise((r) => ws.once("open", r));
+    ws.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>");
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(pings).toBeGreaterThan(0);
+    expect(frames.every((f) => f.trim() !== "")).toBe(true); // no bare-space message (RFC 7395: one element each)
+    expect(closed).toBe(!autoPong);
+    ws.terminate();
   });
 
   it("a client that answers the keepalive stays connected", async () => {

@@ -28,6 +28,10 @@ class StandInTransport implements C2sTransport {
   abort(): void {
     this.ended = true;
   }
+  keepalive(): boolean {
+    this.write(" ");
+    return false;
+  }
 }
 
 const READ_TIMEOUT_S = 10;

@@ -57,6 +57,19 @@ describe("XmlStreamParser", () => {
     expect(log.at(-1)).toBe("element message");
   });
 
+  it.each([
+    ["inside a start tag", "<message to='a@b' id='"],
+    ["inside a comment", "<!--"],
+    ["inside CDATA", "<message><body><![CDATA["],
+    ["in text at the stream level", "x"],
+  ])("counts reads of whitespace %s (they are part of it, and the parser holds them)", (_where, opening) => {
+    const { p, log } = parser(2048);
+    p.write(HEADER);
+    p.write(opening);
+    for (let i = 0; i < 50 && !log.at(-1)!.startsWith("error"); i++) p.write(" ".repeat(100));
+    expect(log.at(-1)).toMatch(/^error policy-violation/);
+  });
+
   it("skips only XML white space before a stream header", () => {
     const ok = parser();
     ok.p.write(` \r\n\t${HEADER}`);
