@@ -130,7 +130,6 @@ function newSax(isCurrent: () => boolean, stack: Element[], frame: boolean, on: 
 
 export class XmlStreamParser {
   private sax!: Sax;
-  private stack: Element[] = [];
   private bytes = 0;
   private failed = false;
   private writing = false;
@@ -167,7 +166,6 @@ export class XmlStreamParser {
       error: (c, t) => this.fail(c, t),
     });
     this.sax = sax;
-    this.stack = stack;
     this.bytes = 0;
     this.fresh = true;
     this.between = false;
