@@ -15,18 +15,20 @@ const archiveOf = (user: string) => server.run.server.host("localhost").openStor
 const resultFor = (id: string) => new RegExp(`<iq type="result" id="${id}"`);
 
 describe("an iq without 'to' is handled for the account (RFC 6120 §10.3.3)", () => {
-  const requests: [string, string][] = [
-    ["ping", "<ping xmlns='urn:xmpp:ping'/>"],
-    ["disco#info", "<query xmlns='http://jabber.org/protocol/disco#info'/>"],
-    ["disco#items", "<query xmlns='http://jabber.org/protocol/disco#items'/>"],
-    ["roster", "<query xmlns='jabber:iq:roster'/>"],
-    ["mam prefs", "<prefs xmlns='urn:xmpp:mam:2'/>"],
+  const requests: [string, string, string][] = [
+    ["ping", "get", "<ping xmlns='urn:xmpp:ping'/>"],
+    ["disco#info", "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>"],
+    ["disco#items", "get", "<query xmlns='http://jabber.org/protocol/disco#items'/>"],
+    ["roster", "get", "<query xmlns='jabber:iq:roster'/>"],
+    ["mam prefs", "get", "<prefs xmlns='urn:xmpp:mam:2'/>"],
+    ["mam metadata", "get", "<metadata xmlns='urn:xmpp:mam:2'/>"],
+    ["carbons enable", "set", "<enable xmlns='urn:xmpp:carbons:2'/>"],
   ];
   for (const to of ["", " to='alice@localhost'"]) {
-    it.each(requests)(`%s${to ? " to the own bare JID" : " without 'to'"} gets a result`, async (name, payload) => {
+    it.each(requests)(`%s${to ? " to the own bare JID" : " without 'to'"} gets a result`, async (name, type, payload) => {
       const port = await boot();
       const c = await plainLogin(port);
-      c.send(`<iq type='get' id='${name}'${to}>${payload}</iq>`);
+      c.send(`<iq type='${type}' id='${name}'${to}>${payload}</iq>`);
       const got = await c.until(new RegExp(`id="${name}"[^>]*>`));
       expect(got).toMatch(resultFor(name));
     });
