@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "../src/core/server.js";
+import { createServer } from "../src/server.js";
 import { createLogger } from "../src/core/logger.js";
 import { MemoryDriver } from "../src/storage/memory/driver.js";
 import { SqliteDriver } from "../src/storage/sqlite/driver.js";

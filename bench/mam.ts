@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import type { Element } from "@xmpp/xml";
 import { createLogger } from "../src/core/logger.js";
-import { createServer } from "../src/core/server.js";
+import { createServer } from "../src/server.js";
 import { SqliteDriver } from "../src/storage/sqlite/driver.js";
 import { xml } from "../src/xmpp/stanza.js";
 

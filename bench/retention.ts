@@ -6,7 +6,7 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createLogger } from "../src/core/logger.js";
-import { createServer } from "../src/core/server.js";
+import { createServer } from "../src/server.js";
 import type { CleanupReport } from "../src/retention/index.js";
 import { SqliteDriver } from "../src/storage/sqlite/driver.js";
 import { xml } from "../src/xmpp/stanza.js";

@@ -1,6 +1,7 @@
 /// <reference path="./types/xmpp-xml.d.ts" preserve="true" />
 // mamkit: a Prosody-compatible XMPP server core for Node.
-export { createServer, Server, type ServerOptions } from "./core/server.js";
+export { createServer, Server, type ServerOptions } from "./server.js";
+export { builtinModules } from "./builtins.js";
 export { Host, DiscoRegistry, type OpenSessionOptions } from "./core/host.js";
 export { defineModule, type ModuleApi, type ModuleDefinition, type Identity, type Timer } from "./core/module.js";
 export { EventBus, HandlerFailure, type Handler } from "./core/events.js";
@@ -12,8 +13,8 @@ export { type Clock, ManualClock, systemClock } from "./core/clock.js";
 export { createLogger, type Logger, type LogLevel } from "./core/logger.js";
 export { DAILY } from "./core/scheduler.js";
 export { Jid, JidError, parseJid, tryParseJid, normaliseJid } from "./xmpp/jid.js";
-export { Session, FilterChain, type StanzaFilter, type FilterDirection, type SessionSink } from "./xmpp/session.js";
-export type { StanzaEvent } from "./xmpp/delivery.js";
+export { Session, FilterChain, type StanzaFilter, type FilterDirection, type SessionSink } from "./core/session.js";
+export type { StanzaEvent } from "./core/delivery.js";
 export * from "./xmpp/stanza.js";
 export * from "./storage/index.js";
 export { encodeValue, decodeValue, serializeXml, parseXml } from "./storage/codec.js";

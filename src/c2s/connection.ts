@@ -10,7 +10,7 @@ import type { Server } from "../core/server.js";
 import { Accounts } from "../auth/accounts.js";
 import { SCRAM_MECHANISMS, ScramServer, type ScramStep } from "../auth/scram.js";
 import { parseJid } from "../xmpp/jid.js";
-import { isClientId, NS_STREAMS, type Session, type SessionSink } from "../xmpp/session.js";
+import { isClientId, NS_STREAMS, type Session, type SessionSink } from "../core/session.js";
 import { errorReply, iqResult, NS_CLIENT } from "../xmpp/stanza.js";
 import { parseFrame, XmlFrameError, XmlStreamParser } from "./xml-stream.js";
 import type { FailureTracker } from "./failures.js";

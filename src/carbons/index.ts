@@ -7,8 +7,8 @@ import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { Host } from "../core/host.js";
 import { META_ARCHIVE_HOST, META_ARCHIVE_ID, META_ARCHIVE_POS, META_ARCHIVE_USER, META_SENT_ARCHIVE, NS_SID } from "../mam/index.js";
-import type { StanzaEvent } from "../xmpp/delivery.js";
-import type { Session } from "../xmpp/session.js";
+import type { StanzaEvent } from "../core/delivery.js";
+import type { Session } from "../core/session.js";
 import { cloneStanza, copyMeta, getMeta, iqResult, NS_CLIENT, removeChildren, setMeta, xml } from "../xmpp/stanza.js";
 
 export const NS_CARBONS = "urn:xmpp:carbons:2";

@@ -7,7 +7,7 @@ import { parseJid } from "../xmpp/jid.js";
 import { loadConfigFile } from "../core/config.js";
 import { HostError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
-import { Server } from "../core/server.js";
+import { Server } from "../server.js";
 import { MemoryDriver } from "../storage/memory/driver.js";
 
 const USAGE = `usage: mamkit <command> [--config FILE]

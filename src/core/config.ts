@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { ConfigError, HostError } from "./errors.js";
 import { parseJid } from "../xmpp/jid.js";
+import type { StorageConfig } from "../storage/types.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const DRIVERS = ["memory", "sqlite"] as const;
@@ -67,9 +68,7 @@ export const GLOBAL_ONLY_KEYS = new Set([
 /** Keys the core itself reads. */
 export const CORE_KEYS = new Set([...GLOBAL_ONLY_KEYS, ...Object.keys(sharedKeys)]);
 
-export type StorageConfig =
-  | { driver: "memory" }
-  | { driver: "sqlite"; database: string; synchronous: "full" | "normal" };
+export type { StorageConfig };
 
 export interface Config {
   /** The global section, as written (module options included). */

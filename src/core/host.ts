@@ -9,8 +9,8 @@ import type { Logger } from "./logger.js";
 import type { Server } from "./server.js";
 import type { StoreKind, StoreOf } from "../storage/types.js";
 import { parseJid } from "../xmpp/jid.js";
-import { Session, type SessionOwner, type SessionSink } from "../xmpp/session.js";
-import { registerCoreHandlers } from "../xmpp/delivery.js";
+import { Session, type SessionOwner, type SessionSink } from "./session.js";
+import { registerCoreHandlers } from "./delivery.js";
 
 /** Disco features and identities of a host, reference-counted so modules can share them. */
 export class DiscoRegistry {

@@ -17,7 +17,7 @@ import {
 } from "./options.js";
 import { checkCronExpression, DAILY, ScheduledJob } from "./scheduler.js";
 import type { StoreKind, StoreOf } from "../storage/types.js";
-import type { FilterDirection, Session, StanzaFilter } from "../xmpp/session.js";
+import type { FilterDirection, Session, StanzaFilter } from "./session.js";
 
 export class LoadedModule implements ModuleApi {
   readonly log: Logger;

@@ -5,7 +5,7 @@ import type { Logger } from "./logger.js";
 import type { Clock } from "./clock.js";
 import type { Handler } from "./events.js";
 import type { StoreKind, StoreOf } from "../storage/types.js";
-import type { FilterDirection, Session, StanzaFilter } from "../xmpp/session.js";
+import type { FilterDirection, Session, StanzaFilter } from "./session.js";
 import type { Host } from "./host.js";
 
 export interface ModuleDefinition {

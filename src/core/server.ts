@@ -10,14 +10,18 @@ import { createLogger, type Logger } from "./logger.js";
 import type { ModuleDefinition } from "./module.js";
 import { checkDeclared, optionPath } from "./options.js";
 import { Scheduler } from "./scheduler.js";
-import { builtinModules } from "../modules/index.js";
 import { openStorage } from "../storage/index.js";
 import type { StorageDriver } from "../storage/types.js";
-import { Router } from "../xmpp/router.js";
+import { Router } from "./router.js";
 
 export interface ServerOptions {
   /** A parsed config, or a plain object in the JSON config's shape. */
   config: Config | Record<string, unknown>;
+  /**
+   * Modules that can be loaded by name but are loaded only where named (the
+   * ones mamkit ships, from src/builtins.ts: the core itself knows none).
+   */
+  builtins?: readonly ModuleDefinition[];
   /**
    * Modules of the embedding application. They can be named in
    * `modules_enabled`, and are loaded on every host unless a host lists them
@@ -50,7 +54,7 @@ export class Server {
     this.clock = opts.clock ?? systemClock;
     this.scheduler = new Scheduler(opts.timers ?? true);
     this.router = new Router(this);
-    for (const def of builtinModules) this.registry.set(def.name, def);
+    for (const def of opts.builtins ?? []) this.registry.set(def.name, def);
     this.extra = opts.modules ?? [];
     for (const def of this.extra) {
       const known = this.registry.get(def.name);
@@ -178,6 +182,3 @@ function isParsed(c: Config | Record<string, unknown>): c is Config {
 }
 
 /** Creates a server from a config: checks it, opens storage, loads every module. */
-export function createServer(opts: ServerOptions): Server {
-  return new Server(opts);
-}

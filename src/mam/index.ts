@@ -6,8 +6,8 @@ import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { Host } from "../core/host.js";
 import { StorageError, type ArchiveItem, type ArchiveQuery, type ArchiveRef } from "../storage/types.js";
-import type { StanzaEvent } from "../xmpp/delivery.js";
-import type { Session } from "../xmpp/session.js";
+import type { StanzaEvent } from "../core/delivery.js";
+import type { Session } from "../core/session.js";
 import { bareOf, localOf } from "../xmpp/jid.js";
 import {
   cloneStanza,

@@ -1,7 +1,7 @@
 // XEP-0030 Service Discovery: the server's identities and features (that
 // modules register with addIdentity / addFeature), and accounts' disco#info.
 import { defineModule } from "../core/module.js";
-import type { StanzaEvent } from "../xmpp/delivery.js";
+import type { StanzaEvent } from "../core/delivery.js";
 import { Element, iqResult, StanzaError } from "../xmpp/stanza.js";
 
 export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";

@@ -2,8 +2,8 @@
 // client sends to its own account (no 'to', or its bare JID), which the
 // server handles on the account's behalf (RFC 6120 §10.3.3).
 import { defineModule } from "../core/module.js";
-import type { StanzaEvent } from "../xmpp/delivery.js";
-import type { Session } from "../xmpp/session.js";
+import type { StanzaEvent } from "../core/delivery.js";
+import type { Session } from "../core/session.js";
 import { iqResult, xml } from "../xmpp/stanza.js";
 
 export const NS_PING = "urn:xmpp:ping";

@@ -8,9 +8,9 @@ import { defineModule } from "../core/module.js";
 import type { Host } from "../core/host.js";
 import { pushRosterItem } from "../roster/index.js";
 import { loadRoster, type RosterItem, saveRoster, sharesPresenceWith, subscribedTo } from "../roster/store.js";
-import type { StanzaEvent } from "../xmpp/delivery.js";
+import type { StanzaEvent } from "../core/delivery.js";
 import { tryParseJid } from "../xmpp/jid.js";
-import type { Session } from "../xmpp/session.js";
+import type { Session } from "../core/session.js";
 import { cloneStanza, xml } from "../xmpp/stanza.js";
 
 const PRESENCE = "presence:last";

@@ -10,7 +10,7 @@ import { defineModule } from "../core/module.js";
 import { checkCronExpression, DAILY } from "../core/scheduler.js";
 import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
 import { addCheckpoint, onQueued, smState } from "../smacks/index.js";
-import { isClientId, type Session } from "../xmpp/session.js";
+import { isClientId, type Session } from "../core/session.js";
 import { getMeta } from "../xmpp/stanza.js";
 import { IntervalSet } from "./intervals.js";
 import { decide, type Strategy } from "./policy.js";

@@ -3,9 +3,9 @@
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { Host } from "../core/host.js";
-import type { StanzaEvent } from "../xmpp/delivery.js";
+import type { StanzaEvent } from "../core/delivery.js";
 import { parseJid } from "../xmpp/jid.js";
-import type { Session } from "../xmpp/session.js";
+import type { Session } from "../core/session.js";
 import { iqResult, StanzaError, xml } from "../xmpp/stanza.js";
 import { loadRoster, type RosterItem, saveRoster } from "./store.js";
 

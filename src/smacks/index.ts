@@ -5,8 +5,8 @@ import type { Element } from "@xmpp/xml";
 import { randomBytes } from "node:crypto";
 import { defineModule } from "../core/module.js";
 import { META_ARCHIVE_USER } from "../mam/index.js";
-import type { StanzaEvent } from "../xmpp/delivery.js";
-import type { Session, SessionSink, StanzaFilter } from "../xmpp/session.js";
+import type { StanzaEvent } from "../core/delivery.js";
+import type { Session, SessionSink, StanzaFilter } from "../core/session.js";
 import { errorReply, getMeta, NS_CLIENT, NS_STANZAS, xml } from "../xmpp/stanza.js";
 import { H_MOD, SmQueue } from "./queue.js";
 

@@ -1,8 +1,7 @@
 // Storage entry point: picks the driver named by the config.
-import type { StorageConfig } from "../core/config.js";
 import { MemoryDriver } from "./memory/driver.js";
 import { SqliteDriver } from "./sqlite/driver.js";
-import type { StorageDriver } from "./types.js";
+import type { StorageConfig, StorageDriver } from "./types.js";
 
 export function openStorage(config: StorageConfig): StorageDriver {
   return config.driver === "memory" ? new MemoryDriver() : new SqliteDriver(config.database, { synchronous: config.synchronous });

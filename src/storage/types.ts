@@ -184,3 +184,8 @@ export class StorageError extends Error {
     this.name = "StorageError";
   }
 }
+
+/** Which driver to open, as the config's `storage` option says (parsed). */
+export type StorageConfig =
+  | { driver: "memory" }
+  | { driver: "sqlite"; database: string; synchronous: "full" | "normal" };

@@ -8,12 +8,12 @@ import { parseConfig } from "../core/config.js";
 import type { Host } from "../core/host.js";
 import { createLogger, type LogLevel } from "../core/logger.js";
 import type { ModuleDefinition } from "../core/module.js";
-import { Server } from "../core/server.js";
+import { Server } from "../server.js";
 import { parseXml } from "../storage/codec.js";
 import { MemoryDriver } from "../storage/memory/driver.js";
 import { SqliteDriver } from "../storage/sqlite/driver.js";
 import type { StorageDriver } from "../storage/types.js";
-import type { Session } from "../xmpp/session.js";
+import type { Session } from "../core/session.js";
 import { xml } from "../xmpp/stanza.js";
 import { parseJid } from "../xmpp/jid.js";
 

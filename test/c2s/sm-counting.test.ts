@@ -6,7 +6,7 @@
 import { afterEach, expect, it } from "vitest";
 import { MODULES, type Running, startServer } from "../e2e/helpers.js";
 import { xml } from "../../src/xmpp/stanza.js";
-import type { Session } from "../../src/xmpp/session.js";
+import type { Session } from "../../src/core/session.js";
 import { b64, header, Raw } from "./raw.js";
 
 const PHONE = "11111111-1111-4111-8111-111111111111";

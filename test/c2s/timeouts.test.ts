@@ -7,7 +7,7 @@ import { Accounts } from "../../src/auth/accounts.js";
 import { C2sConnection, type C2sTransport } from "../../src/c2s/connection.js";
 import { FailureTracker } from "../../src/c2s/failures.js";
 import { createLogger } from "../../src/core/logger.js";
-import { Server } from "../../src/core/server.js";
+import { Server } from "../../src/server.js";
 import { b64, header } from "./raw.js";
 
 class StandInTransport implements C2sTransport {

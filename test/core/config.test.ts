@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_SQLITE_DATABASE, loadConfigFile, parseConfig } from "../../src/core/config.js";
 import { ConfigError, type HostError } from "../../src/core/errors.js";
-import { createServer } from "../../src/core/server.js";
+import { createServer } from "../../src/server.js";
 import { captureLog } from "../helpers/log.js";
 
 const dirs: string[] = [];

@@ -1,7 +1,7 @@
 // Host and module loader, module API (options, stores, disco, tasks, timers, filters, unload).
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { defineModule, type ModuleApi } from "../../src/core/module.js";
-import { createServer } from "../../src/core/server.js";
+import { createServer } from "../../src/server.js";
 import { ConfigError, HostError } from "../../src/core/errors.js";
 import { createTestServer, type TestServer } from "../../src/testing/index.js";
 import { MemoryDriver } from "../../src/storage/memory/driver.js";
@@ -332,7 +332,7 @@ describe("module API", () => {
 
   it("adds per-session filters in both directions; null drops, a returned stanza replaces", () => {
     const mod = defineModule("filters", (m) => {
-      m.hook("resource-bind", ({ session }: { session: import("../../src/xmpp/session.js").Session }) => {
+      m.hook("resource-bind", ({ session }: { session: import("../../src/core/session.js").Session }) => {
         m.addFilter(session, "stanzas/in", (s) => (s.getChild("body")?.getText() === "drop me" ? null : s));
         m.addFilter(session, "stanzas/out", (s) => {
           const c = xml(s.name, { ...s.attrs }, xml("body", {}, "rewritten"));

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listen } from "../../src/c2s/listeners.js";
 import { createLogger } from "../../src/core/logger.js";
-import { Server } from "../../src/core/server.js";
+import { Server } from "../../src/server.js";
 import { xml } from "@xmpp/xml";
 import type { Client } from "@xmpp/client";
 import type { Element } from "@xmpp/xml";

@@ -7,7 +7,7 @@ import { WebSocket } from "ws";
 import { client, type Client } from "@xmpp/client";
 import { Accounts } from "../../src/auth/accounts.js";
 import { createLogger } from "../../src/core/logger.js";
-import { Server } from "../../src/core/server.js";
+import { Server } from "../../src/server.js";
 import { listen, type Listening } from "../../src/c2s/listeners.js";
 
 // @xmpp/websocket uses the global WebSocket, which Node 20 lacks

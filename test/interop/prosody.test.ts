@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Accounts } from "../../src/auth/accounts.js";
 import { listen, type Listening } from "../../src/c2s/listeners.js";
 import { createLogger } from "../../src/core/logger.js";
-import { Server } from "../../src/core/server.js";
+import { Server } from "../../src/server.js";
 import { MODULES, newClient, waitFor } from "../e2e/helpers.js";
 
 // mamkit offers STARTTLS with the self-signed certificate it generates: accept it here

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { defineModule } from "../../src/core/module.js";
 import { createTestServer, ManualClock, type TestServer } from "../../src/testing/index.js";
-import type { StanzaEvent } from "../../src/xmpp/delivery.js";
+import type { StanzaEvent } from "../../src/core/delivery.js";
 import { iqResult, xml } from "../../src/xmpp/stanza.js";
 
 let t: TestServer | undefined;

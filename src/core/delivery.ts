@@ -10,12 +10,12 @@
 // `message/offline/handle` is fired (mam or an offline module takes it);
 // unhandled, chat/normal are bounced with service-unavailable.
 import type { Element } from "@xmpp/xml";
-import type { Host } from "../core/host.js";
-import { cloneStanza, copyMeta, errorReply, iqResult } from "./stanza.js";
+import type { Host } from "./host.js";
+import { cloneStanza, copyMeta, errorReply, iqResult } from "../xmpp/stanza.js";
 
 const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 import type { Session } from "./session.js";
-import { localOf } from "./jid.js";
+import { localOf } from "../xmpp/jid.js";
 
 export interface StanzaEvent {
   /** The session the stanza came from; `undefined` when the server itself sent it. */

@@ -6,13 +6,13 @@
 // then Prosody's defaults for what nobody handled: iq get/set gets
 // service-unavailable, iq result/error is dropped.
 import type { Element } from "@xmpp/xml";
-import { HandlerFailure, isThenable } from "../core/events.js";
-import type { Host } from "../core/host.js";
-import type { Server } from "../core/server.js";
+import { HandlerFailure, isThenable } from "./events.js";
+import type { Host } from "./host.js";
+import type { Server } from "./server.js";
 import { reply, type StanzaEvent } from "./delivery.js";
-import { JidError, parseJid } from "./jid.js";
+import { JidError, parseJid } from "../xmpp/jid.js";
 import type { Session } from "./session.js";
-import { errorReply, errorReplyFrom, isStanzaError, NS_CLIENT } from "./stanza.js";
+import { errorReply, errorReplyFrom, isStanzaError, NS_CLIENT } from "../xmpp/stanza.js";
 
 type ToType = "bare" | "full" | "host";
 const KINDS = ["message", "presence", "iq"] as const;

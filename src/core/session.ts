@@ -3,8 +3,8 @@
 // filters → router. Nothing here knows about sockets or modules.
 import { randomBytes } from "node:crypto";
 import { Element } from "@xmpp/xml";
-import type { Logger } from "../core/logger.js";
-import type { Jid } from "./jid.js";
+import type { Logger } from "./logger.js";
+import type { Jid } from "../xmpp/jid.js";
 
 /**
  * A stanza filter: return the stanza (or a replacement) to pass it on, `null`

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { defineModule } from "../../src/core/module.js";
 import { createTestServer, type TestServer } from "../../src/testing/index.js";
-import type { StanzaEvent } from "../../src/xmpp/delivery.js";
+import type { StanzaEvent } from "../../src/core/delivery.js";
 import { StanzaError, xml } from "../../src/xmpp/stanza.js";
 
 let t: TestServer | undefined;
