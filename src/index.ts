@@ -3,12 +3,12 @@
 export { createServer, Server, type ServerOptions } from "./server.js";
 export { builtinModules } from "./builtins.js";
 export { Host, DiscoRegistry, type OpenSessionOptions } from "./core/host.js";
-export { defineModule, type ModuleApi, type ModuleDefinition, type Identity, type Timer } from "./core/module.js";
+export { defineModule, type ModuleApi, type ModuleDefinition, type TypedModuleApi, type Identity, type Timer } from "./core/module.js";
 export { EventBus, HandlerFailure, type Handler } from "./core/events.js";
 export { parseConfig, loadConfigFile, type Config, type StorageConfig } from "./core/config.js";
 export { ConfigError, HostError, type HostErrorCode } from "./core/errors.js";
 export { parsePeriod } from "./core/period.js";
-export type { OptionDecl, OptionDecls } from "./core/options.js";
+export type { OptionDecl, OptionDecls, OptionValue, OptionValues } from "./core/options.js";
 export { type Clock, ManualClock, systemClock } from "./core/clock.js";
 export { createLogger, type Logger, type LogLevel } from "./core/logger.js";
 export { DAILY } from "./core/scheduler.js";
@@ -26,6 +26,7 @@ export {
   META_ARCHIVE_HOST,
   META_ARCHIVE_PREV,
   META_SENT_ARCHIVE,
+  MAM_OPTIONS,
   NS_MAM,
   type ArchiveMessageAdded,
   type ArchiveQueryEvent,

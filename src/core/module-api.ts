@@ -13,7 +13,10 @@ import {
   checkNumber,
   checkPeriod,
   checkString,
+  type OptionDecl,
+  type OptionValue,
   optionPath,
+  readDeclared,
 } from "./options.js";
 import { checkCronExpression, DAILY, ScheduledJob } from "./scheduler.js";
 import type { StoreKind, StoreOf } from "../storage/types.js";
@@ -70,6 +73,21 @@ export class LoadedModule implements ModuleApi {
   }
 
   // ---- options: host section, else global section, else default ------------------
+
+  private declared: Readonly<Record<string, unknown>> | undefined;
+
+  get options(): Readonly<Record<string, unknown>> {
+    if (this.declared === undefined) {
+      const values: Record<string, unknown> = {};
+      for (const [name, decl] of Object.entries(this.def.options ?? {})) values[name] = this.readOption(name, decl);
+      this.declared = Object.freeze(values);
+    }
+    return this.declared;
+  }
+
+  readOption<D extends OptionDecl>(name: string, decl: D): OptionValue<D> {
+    return readDeclared(decl, this.getOption(name), this.where(name), this.name) as OptionValue<D>;
+  }
 
   getOption(name: string): unknown {
     return this.hostObject.option(name);

@@ -1,6 +1,6 @@
 // Module definitions and the API a module gets (Prosody's `module` object).
 import type { Element } from "@xmpp/xml";
-import type { OptionDecls } from "./options.js";
+import type { OptionDecl, OptionDecls, OptionValue, OptionValues } from "./options.js";
 import type { Logger } from "./logger.js";
 import type { Clock } from "./clock.js";
 import type { Handler } from "./events.js";
@@ -19,13 +19,20 @@ export interface ModuleDefinition {
   load(module: ModuleApi): void | (() => void);
 }
 
-/** Declares a module: `defineModule("echo", (module) => { ... })`. */
-export function defineModule(
+/** The API a module gets, with its declared options typed. */
+export type TypedModuleApi<D extends OptionDecls> = ModuleApi & { readonly options: OptionValues<D> };
+
+/**
+ * Declares a module: `defineModule("echo", (module) => { ... })`. Options
+ * declared in `extra.options` (name, type, default, range) arrive typed in
+ * `module.options`: each is declared once, its default with it.
+ */
+export function defineModule<const D extends OptionDecls = Record<never, OptionDecl>>(
   name: string,
-  load: ModuleDefinition["load"],
-  extra: Omit<ModuleDefinition, "name" | "load"> = {},
+  load: (module: TypedModuleApi<D>) => void | (() => void),
+  extra: Omit<ModuleDefinition, "name" | "load" | "options"> & { options?: D } = {},
 ): ModuleDefinition {
-  return { name, load, ...extra };
+  return { name, load: load as ModuleDefinition["load"], ...extra };
 }
 
 export interface Identity {
@@ -52,6 +59,14 @@ export interface ModuleApi {
 
   /** Loads `name` on this host first (if not loaded) and records the dependency. */
   dependsOn(name: string): void;
+
+  /**
+   * The options this module declared (ModuleDefinition.options), typed and read
+   * once: the host's value, else the global one, else the declared default.
+   */
+  readonly options: Readonly<Record<string, unknown>>;
+  /** Any option read with a declaration (e.g. one another module declares and exports). */
+  readOption<D extends OptionDecl>(name: string, decl: D): OptionValue<D>;
 
   getOption(name: string): unknown;
   getOptionNumber(name: string, def: number, range?: { min?: number; max?: number; integer?: boolean }): number;

@@ -1,6 +1,7 @@
 // Typed module options with Prosody's precedence: the host's section, else the
 // global section, else the default. A value of the wrong type or range is a
 // ConfigError naming the key path, the module and what was expected.
+import cron from "node-cron";
 import { ConfigError } from "./errors.js";
 import { PERIOD_EXPECTED, parsePeriod } from "./period.js";
 
@@ -11,10 +12,45 @@ export type OptionDecl =
   | { type: "enum"; values: readonly (string | boolean)[]; default?: string | boolean; doc?: string }
   | { type: "list"; default?: readonly string[]; doc?: string }
   | { type: "period"; default?: number | string; doc?: string }
+  /** A node-cron expression (six fields, seconds first, or the usual five). */
+  | { type: "cron"; default?: string; doc?: string }
   /** An option whose shape the module checks itself (e.g. an object). */
   | { type: "any"; default?: unknown; doc?: string };
 
 export type OptionDecls = Readonly<Record<string, OptionDecl>>;
+
+/** What reading a declared option gives: its type, `undefined` only where it has no default. */
+export type OptionValue<D extends OptionDecl> = D extends { type: "list" }
+  ? string[]
+  : D extends { type: "any" }
+    ? unknown
+    : (D extends { type: "number" | "period" }
+        ? number
+        : D extends { type: "boolean" }
+          ? boolean
+          : D extends { type: "string" | "cron" }
+            ? string
+            : D extends { type: "enum"; values: readonly (infer V)[] }
+              ? V
+              : never) | (D extends { default: unknown } ? never : undefined);
+
+/** A module's options, read once with its declarations: `module.options.smacks_max_queue_size`. */
+export type OptionValues<D extends OptionDecls> = { readonly [K in keyof D]: OptionValue<D[K]> };
+
+export const CRON_EXPECTED = 'a node-cron expression like "0 0 4 * * *" (sec min hour day month weekday)';
+
+export function checkCron(v: unknown, path: string, mod: string | undefined): string {
+  if (typeof v !== "string" || !cron.validate(v)) throw new ConfigError(path, CRON_EXPECTED, mod, v);
+  return v;
+}
+
+/** A declared option's value: the configured one (checked), else its default (a period in seconds). */
+export function readDeclared(decl: OptionDecl, v: unknown, path: string, mod: string | undefined): unknown {
+  if (v !== undefined) return checkDeclared(decl, v, path, mod);
+  if (decl.default === undefined) return decl.type === "list" ? [] : undefined;
+  if (decl.type === "period") return checkPeriod(decl.default, `${path} (default)`, mod);
+  return decl.type === "list" ? [...decl.default] : decl.default;
+}
 
 /** Where an option value came from, for error messages: `smacks_max_queue_size` or `hosts["a.example"].x`. */
 export function optionPath(name: string, host: string | undefined): string {
@@ -95,6 +131,8 @@ export function checkDeclared(decl: OptionDecl, v: unknown, path: string, mod: s
       return checkList(v, path, mod);
     case "period":
       return checkPeriod(v, path, mod);
+    case "cron":
+      return checkCron(v, path, mod);
     case "any":
       return v;
   }

@@ -4,6 +4,7 @@
 import { domainToASCII } from "node:url";
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
+import type { OptionDecls } from "../core/options.js";
 import type { Host } from "../core/host.js";
 import { StorageError, type ArchiveItem, type ArchiveQuery, type ArchiveRef } from "../storage/types.js";
 import type { StanzaEvent } from "../core/delivery.js";
@@ -82,6 +83,18 @@ function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/\.000Z$/, "Z");
 }
 
+/** mam's options, each declared once (smart retention reads archive_expires_after with this). */
+export const MAM_OPTIONS = {
+  default_archive_policy: { type: "enum", values: [true, false, "roster"], default: true },
+  mam_smart_enable: { type: "boolean", default: false },
+  max_archive_query_results: { type: "number", min: 1, integer: true, default: 50 },
+  mam_include_total: { type: "boolean", default: true },
+  archive_expires_after: { type: "period", default: "1w" },
+  dont_archive_namespaces: { type: "list", default: [NS_CHATSTATES] },
+  storage_archive_item_limit: { type: "number", min: 1, integer: true },
+  archive_cleanup_batch_size: { type: "number", min: 1, integer: true, default: 1000 },
+} as const satisfies OptionDecls;
+
 export default defineModule(
   "mam",
   (module) => {
@@ -93,15 +106,16 @@ export default defineModule(
     const prefsStore = module.openStore("archive_prefs", "keyval");
     const roster = module.openStore("roster", "map");
 
-    const globalPolicy = module.getOptionEnum("default_archive_policy", [true, false, "roster"] as const, true);
+    const o = module.options;
+    const globalPolicy = o.default_archive_policy;
     const defaultPolicy: DefaultPolicy = globalPolicy === true ? "always" : globalPolicy === false ? "never" : "roster";
-    const smartEnable = module.getOptionBoolean("mam_smart_enable", false);
-    const maxResults = module.getOptionNumber("max_archive_query_results", 50, { min: 1, integer: true });
-    const includeTotal = module.getOptionBoolean("mam_include_total", true);
-    const expiresAfter = module.getOptionPeriod("archive_expires_after", "1w");
-    const dontArchive = new Set(module.getOptionList("dont_archive_namespaces", [NS_CHATSTATES]));
-    const itemLimit = module.getOptionNumber("storage_archive_item_limit", undefined, { min: 1, integer: true });
-    const batchSize = module.getOptionNumber("archive_cleanup_batch_size", 1000, { min: 1, integer: true });
+    const smartEnable = o.mam_smart_enable;
+    const maxResults = o.max_archive_query_results;
+    const includeTotal = o.mam_include_total;
+    const expiresAfter = o.archive_expires_after;
+    const dontArchive = new Set(o.dont_archive_namespaces);
+    const itemLimit = o.storage_archive_item_limit;
+    const batchSize = o.archive_cleanup_batch_size;
 
     // ---- preferences ---------------------------------------------------------------
     function storedPrefs(user: string) {
@@ -454,16 +468,7 @@ export default defineModule(
     }
   },
   {
-    options: {
-      default_archive_policy: { type: "enum", values: [true, false, "roster"], default: true },
-      mam_smart_enable: { type: "boolean", default: false },
-      max_archive_query_results: { type: "number", min: 1, integer: true, default: 50 },
-      mam_include_total: { type: "boolean", default: true },
-      archive_expires_after: { type: "period", default: "1w" },
-      dont_archive_namespaces: { type: "list", default: [NS_CHATSTATES] },
-      storage_archive_item_limit: { type: "number", min: 1, integer: true },
-      archive_cleanup_batch_size: { type: "number", min: 1, integer: true, default: 1000 },
-    },
+    options: MAM_OPTIONS,
   },
 );
 

@@ -9,7 +9,7 @@ export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 
 export default defineModule("disco", (module) => {
   const host = module.hostObject;
-  module.addIdentity("server", "im", module.getOptionString("name", "mamkit"));
+  module.addIdentity("server", "im", module.options.name);
   module.addFeature(NS_DISCO_INFO);
   module.addFeature(NS_DISCO_ITEMS);
 
@@ -60,4 +60,4 @@ export default defineModule("disco", (module) => {
     origin?.send(iqResult(stanza, out));
     return true;
   });
-}, { options: { name: { type: "string", doc: "the server's name in its disco identity" } } });
+}, { options: { name: { type: "string", default: "mamkit", doc: "the server's name in its disco identity" } } });

@@ -7,8 +7,8 @@
 import type { Element } from "@xmpp/xml";
 import { HostError } from "../core/errors.js";
 import { defineModule } from "../core/module.js";
-import { checkCronExpression, DAILY } from "../core/scheduler.js";
-import { type ArchiveMessageAdded, type ArchiveQueryEvent, META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
+import { DAILY } from "../core/scheduler.js";
+import { type ArchiveMessageAdded, type ArchiveQueryEvent, MAM_OPTIONS, META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
 import { addCheckpoint, onQueued, smState } from "../smacks/index.js";
 import { isClientId, type Session } from "../core/session.js";
 import { getMeta } from "../xmpp/stanza.js";
@@ -63,13 +63,15 @@ export default defineModule(
     module.dependsOn("smacks");
     module.dependsOn("mam");
     const host = module.hostObject;
-    const strategy = module.getOptionEnum("smart_retention_strategy", ["one", "all"] as const, "one");
-    const minAge = module.getOptionPeriod("smart_retention_min", 0);
-    const schedule = module.getOptionString("smart_retention_schedule", DAILY);
-    checkCronExpression(schedule, "config: smart_retention_schedule (module mam_smart_retention)");
-    const archiveExpiry = module.getOptionPeriod("archive_expires_after", "1w");
-    const clientExpiry = module.getOptionPeriod("smart_retention_client_expiry", archiveExpiry);
-    const batchSize = module.getOptionNumber("smart_retention_batch_size", 1000, { min: 1, integer: true });
+    const {
+      smart_retention_strategy: strategy,
+      smart_retention_min: minAge,
+      smart_retention_schedule: schedule,
+      smart_retention_batch_size: batchSize,
+    } = module.options;
+    // a client unseen for as long as messages are kept is forgotten, unless told otherwise
+    const clientExpiry =
+      module.options.smart_retention_client_expiry ?? module.readOption("archive_expires_after", MAM_OPTIONS.archive_expires_after);
 
     const archive = module.openStore("archive", "archive");
     if (!archive.caps.stablePositions) {
@@ -286,8 +288,8 @@ export default defineModule(
   {
     options: {
       smart_retention_strategy: { type: "enum", values: ["one", "all"], default: "one" },
-      smart_retention_min: { type: "period" },
-      smart_retention_schedule: { type: "string", default: DAILY },
+      smart_retention_min: { type: "period", default: 0 },
+      smart_retention_schedule: { type: "cron", default: DAILY },
       smart_retention_client_expiry: { type: "period" },
       smart_retention_batch_size: { type: "number", min: 1, integer: true, default: 1000 },
     },

@@ -88,10 +88,12 @@ function failed(condition: string, h?: number): Element {
 export default defineModule(
   "smacks",
   (module) => {
-    const hibernationTime = module.getOptionPeriod("smacks_hibernation_time", 600);
-    const maxQueue = module.getOptionNumber("smacks_max_queue_size", 500, { min: 1, integer: true });
-    const maxUnacked = module.getOptionNumber("smacks_max_unacked_stanzas", 0, { min: 0, integer: true });
-    const maxAckDelay = module.getOptionPeriod("smacks_max_ack_delay", 30);
+    const {
+      smacks_hibernation_time: hibernationTime,
+      smacks_max_queue_size: maxQueue,
+      smacks_max_unacked_stanzas: maxUnacked,
+      smacks_max_ack_delay: maxAckDelay,
+    } = module.options;
     /** Resumable sessions of this host by resumption id (live or hibernating). */
     const resumable = new Map<string, Session>();
 
