@@ -58,6 +58,11 @@ describe("layers (ARCHITECTURE.md: imports point one way)", () => {
     expect(all.filter((e) => top(e.from) === "core" && [...FEATURES, ...CALLERS].includes(top(e.to)))).toEqual([]);
   });
 
+  it("no built-in module reaches past the module API (hostObject)", () => {
+    const users = sources(SRC).filter((f) => FEATURES.includes(top(relative(SRC, f))) && /\.hostObject\b/.test(readFileSync(f, "utf8")));
+    expect(users.map((f) => relative(SRC, f))).toEqual([]);
+  });
+
   it("no feature imports a caller (the CLI, the test kit, the list of built-ins)", () => {
     expect(all.filter((e) => FEATURES.includes(top(e.from)) && CALLERS.includes(top(e.to)))).toEqual([]);
   });

@@ -4,7 +4,7 @@
 // salt and iterations) for SCRAM-SHA-256; Prosody ignores those keys, and an
 // account Prosody created gets them at its first PLAIN login.
 import { randomUUID } from "node:crypto";
-import type { Host } from "../core/host.js";
+import type { HostView } from "../core/module.js";
 import { defineModule } from "../core/module.js";
 import type { KeyValueStore } from "../storage/types.js";
 import { deriveKeys, safeEqual, type ScramCredentials, type ScramHash } from "./scram.js";
@@ -12,12 +12,12 @@ import { deriveKeys, safeEqual, type ScramCredentials, type ScramHash } from "./
 export const DEFAULT_ITERATIONS = 10000;
 
 /** Per host: does every account have SCRAM-SHA-256 keys? (undefined: not looked yet) */
-const sha256Everywhere = new WeakMap<Host, boolean>();
+const sha256Everywhere = new WeakMap<HostView, boolean>();
 
 export class Accounts {
   readonly store: KeyValueStore;
 
-  constructor(readonly host: Host) {
+  constructor(readonly host: HostView) {
     this.store = host.openStore("accounts", "keyval");
   }
 
@@ -110,6 +110,6 @@ export class Accounts {
 
 /** The account provider (Prosody's mod_auth_internal_hashed): answers `user-exists`. */
 export default defineModule("auth_internal_hashed", (module) => {
-  const accounts = new Accounts(module.hostObject);
+  const accounts = new Accounts(module.hostView);
   module.hook("user-exists", ({ username }: { username: string }) => accounts.exists(username));
 });

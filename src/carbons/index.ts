@@ -5,7 +5,6 @@
 // the message.
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
-import type { Host } from "../core/host.js";
 import { META_ARCHIVE_HOST, META_ARCHIVE_ID, META_ARCHIVE_POS, META_ARCHIVE_USER, META_SENT_ARCHIVE, NS_SID } from "../mam/index.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import type { Session } from "../core/session.js";
@@ -32,7 +31,7 @@ function hasChild(stanza: Element, name: string, ns: string): boolean {
 }
 
 export default defineModule("carbons", (module) => {
-  const host: Host = module.hostObject;
+  const host = module.hostView;
   module.addFeature(NS_CARBONS);
 
   const toggle = (on: boolean) => ({ origin, stanza }: StanzaEvent) => {
@@ -61,7 +60,7 @@ export default defineModule("carbons", (module) => {
     const local = to === undefined ? data.origin?.jid?.local : to.slice(0, to.indexOf("@"));
     if (!local) return undefined;
     // a message between two resources of one account is copied once, as <sent/>
-    if (data.origin?.jid?.local === local && data.origin.host === host) return undefined;
+    if (data.origin?.jid?.local === local && data.origin.host.name === host.name) return undefined;
     const privateCopy = hasChild(stanza, "private", NS_CARBONS);
     if (privateCopy) {
       // the recipient's server removes the <private/> marker (XEP-0280 §7)
@@ -73,7 +72,7 @@ export default defineModule("carbons", (module) => {
     if (!sessions) return undefined;
     // who gets the message itself: the addressed resource, or the top-priority ones
     const targets = new Set<Session>();
-    const full = to?.includes("/") ? host.fullSessions.get(to!) : undefined;
+    const full = to?.includes("/") ? host.sessionFor(to!) : undefined;
     if (full) targets.add(full);
     else {
       let top = -1;

@@ -3,7 +3,7 @@
 import type { Element } from "@xmpp/xml";
 import { EventBus } from "./events.js";
 import { HostError } from "./errors.js";
-import type { Identity, ModuleDefinition } from "./module.js";
+import type { HostView, Identity, ModuleDefinition } from "./module.js";
 import { LoadedModule } from "./module-api.js";
 import type { Logger } from "./logger.js";
 import type { Server } from "./server.js";
@@ -46,7 +46,7 @@ export interface OpenSessionOptions {
   clientId?: string;
 }
 
-export class Host implements SessionOwner {
+export class Host implements SessionOwner, HostView {
   readonly events: EventBus;
   readonly log: Logger;
   readonly modules = new Map<string, LoadedModule>();
@@ -190,6 +190,10 @@ export class Host implements SessionOwner {
 
   *allSessions(): IterableIterator<Session> {
     yield* this.fullSessions.values();
+  }
+
+  sessionFor(fullJid: string): Session | undefined {
+    return this.fullSessions.get(fullJid);
   }
 
   sessionsOf(username: string): ReadonlyMap<string, Session> | undefined {

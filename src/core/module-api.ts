@@ -3,7 +3,7 @@
 // auto-unhook): hooks, timers, scheduled tasks, features, identities, filters.
 import type { Element } from "@xmpp/xml";
 import type { Handler } from "./events.js";
-import type { Identity, ModuleApi, ModuleDefinition, Timer } from "./module.js";
+import type { HostView, Identity, ModuleApi, ModuleDefinition, Timer } from "./module.js";
 import type { Host } from "./host.js";
 import type { Logger } from "./logger.js";
 import {
@@ -125,6 +125,26 @@ export class LoadedModule implements ModuleApi {
 
   openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K> {
     return this.hostObject.openStore(name, kind);
+  }
+
+  get hostView(): HostView {
+    return this.hostObject;
+  }
+
+  hostViewOf(domain: string): HostView | undefined {
+    return this.hostObject.server.hosts.get(domain);
+  }
+
+  servedDomains(): readonly string[] {
+    return [...this.hostObject.server.hosts.keys()];
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.hostObject.server.storage.transaction(fn);
+  }
+
+  discoInfo(): { readonly identities: readonly Identity[]; readonly features: readonly string[] } {
+    return this.hostObject.disco;
   }
 
   addFeature(ns: string): void {

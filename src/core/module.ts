@@ -45,6 +45,18 @@ export interface Timer {
   cancel(): void;
 }
 
+/** What a module may use of a host, its own or another this server serves. */
+export interface HostView {
+  readonly name: string;
+  /** The account exists (asks the account provider, e.g. internal_hashed). */
+  userExists(user: string): boolean;
+  /** The user's bound sessions by resource, if any. */
+  sessionsOf(user: string): ReadonlyMap<string, Session> | undefined;
+  /** The session bound to this full JID, if any. */
+  sessionFor(fullJid: string): Session | undefined;
+  openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K>;
+}
+
 export interface ModuleApi {
   readonly name: string;
   /** The domain this instance serves. */
@@ -103,6 +115,21 @@ export interface ModuleApi {
 
   onUnload(fn: () => void): void;
 
-  /** The host object, for what the API above does not cover. */
+  /** This host, as modules may use it (accounts, sessions, stores). */
+  readonly hostView: HostView;
+  /** Another host this server serves (for contacts on it), or `undefined`. */
+  hostViewOf(domain: string): HostView | undefined;
+  /** The domains this server serves, as configured. */
+  servedDomains(): readonly string[];
+  /** Runs `fn` in one storage transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T;
+  /** The identities and features modules added to this host's disco#info. */
+  discoInfo(): { readonly identities: readonly Identity[]; readonly features: readonly string[] };
+
+  /**
+   * The host object, for what the API above does not cover. No built-in module
+   * uses it; it stays for embedders' modules that need more (say what, so it can
+   * become a named capability).
+   */
   readonly hostObject: Host;
 }

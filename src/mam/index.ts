@@ -5,7 +5,6 @@ import { domainToASCII } from "node:url";
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { OptionDecls } from "../core/options.js";
-import type { Host } from "../core/host.js";
 import { StorageError, type ArchiveItem, type ArchiveQuery, type ArchiveRef } from "../storage/types.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import type { Session } from "../core/session.js";
@@ -98,9 +97,9 @@ export const MAM_OPTIONS = {
 export default defineModule(
   "mam",
   (module) => {
-    const host: Host = module.hostObject;
+    const host = module.hostView;
     // (the hosts' names in the form `by` is compared in: IDNA ASCII)
-    const served = (domain: string) => [...host.server.hosts.keys()].some((h) => (domainToASCII(h) || h) === domain);
+    const served = (domain: string) => module.servedDomains().some((h) => (domainToASCII(h) || h) === domain);
     const isServersStanzaId = (el: Element) => isLocalStanzaId(el, served);
     const archive = module.openStore("archive", "archive");
     const prefsStore = module.openStore("archive_prefs", "keyval");

@@ -8,7 +8,7 @@ export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
 export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 
 export default defineModule("disco", (module) => {
-  const host = module.hostObject;
+  const host = module.hostView;
   module.addIdentity("server", "im", module.options.name);
   module.addFeature(NS_DISCO_INFO);
   module.addFeature(NS_DISCO_ITEMS);
@@ -17,10 +17,10 @@ export default defineModule("disco", (module) => {
     const query = stanza.getChild("query", NS_DISCO_INFO)!;
     if (query.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
     const out = new Element("query", { xmlns: NS_DISCO_INFO });
-    for (const id of host.disco.identities) {
+    for (const id of module.discoInfo().identities) {
       out.c("identity", { category: id.category, type: id.type, name: id.name });
     }
-    for (const f of host.disco.features) out.c("feature", { var: f });
+    for (const f of module.discoInfo().features) out.c("feature", { var: f });
     module.fire("host-disco-info", { origin, stanza, reply: out });
     origin?.send(iqResult(stanza, out));
     return true;

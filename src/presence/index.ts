@@ -5,7 +5,7 @@
 // unavailable on logout.
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
-import type { Host } from "../core/host.js";
+import type { HostView } from "../core/module.js";
 import { pushRosterItem } from "../roster/index.js";
 import { loadRoster, type RosterItem, saveRoster, sharesPresenceWith, subscribedTo } from "../roster/store.js";
 import type { StanzaEvent } from "../core/delivery.js";
@@ -17,7 +17,7 @@ const PRESENCE = "presence:last";
 const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
 
 interface Account {
-  host: Host;
+  host: HostView;
   user: string;
   bare: string;
 }
@@ -36,16 +36,15 @@ const dropFrom = (s: RosterItem["subscription"]) => (s === "both" ? "to" : s ===
 export default defineModule(
   "presence",
   (module) => {
-    const host: Host = module.hostObject;
-    const server = host.server;
+    const host = module.hostView;
 
     /** A local account for a JID, if the JID is one of ours. */
     const local = (jid: string | undefined): Account | undefined => {
       const j = tryParseJid(jid);
-      const h = j?.local === undefined ? undefined : server.hosts.get(j.domain);
+      const h = j?.local === undefined ? undefined : module.hostViewOf(j.domain);
       return h && j?.local !== undefined ? { host: h, user: j.local, bare: j.bare } : undefined;
     };
-    const available = (a: { host: Host; user: string }) =>
+    const available = (a: { host: HostView; user: string }) =>
       [...(a.host.sessionsOf(a.user)?.values() ?? [])].filter((s) => s.available);
 
     function sendTo(sessions: Session[], stanza: Element): void {
@@ -54,7 +53,7 @@ export default defineModule(
 
     /** Changes one roster item (and the pending flag), saves and pushes if anything changed. */
     function update(
-      a: { host: Host; user: string },
+      a: { host: HostView; user: string },
       jid: string,
       change: (item: RosterItem | undefined) => RosterItem | undefined,
       pending?: boolean,
@@ -72,7 +71,7 @@ export default defineModule(
     }
 
     /** The current presence (or unavailable) of `contact`'s available resources, to `to`. */
-    function sendCurrentPresence(contact: { host: Host; user: string }, to: Session[], unavailable = false): void {
+    function sendCurrentPresence(contact: { host: HostView; user: string }, to: Session[], unavailable = false): void {
       for (const s of available(contact)) {
         if (to.length === 1 && to[0] === s) continue; // not a session's own presence back to it
         const p = unavailable

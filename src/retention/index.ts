@@ -62,7 +62,7 @@ export default defineModule(
   (module) => {
     module.dependsOn("smacks");
     module.dependsOn("mam");
-    const host = module.hostObject;
+    const host = module.hostView;
     const {
       smart_retention_strategy: strategy,
       smart_retention_min: minAge,
@@ -80,10 +80,10 @@ export default defineModule(
         "mam_smart_retention: this archive can give a position out again (SQLite: prosodyarchive.sort_id is not AUTOINCREMENT, unlike Prosody's schema), so a delivery record could come to cover a message never delivered; recreate the table with Prosody's schema, or leave the module off",
       );
     }
-    const storage = host.server.storage;
+    const storage = { transaction: <T>(fn: () => T): T => module.transaction(fn) };
     const tracker = new Tracker(
       module.openStore("mam_smart_retention", "map"),
-      host.server.storage,
+      storage,
       (err) => module.log.error({ err }, "could not save delivery tracking"),
       (user) => archive.summary(user).last?.pos ?? 0,
     );

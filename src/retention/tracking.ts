@@ -15,6 +15,9 @@
 // buffered while it ran instead of overwriting it. Losing acknowledgements in a
 // crash only keeps messages longer.
 import type { MapStore, StorageDriver } from "../storage/types.js";
+
+/** What tracking needs of the storage: one transaction wrapper. */
+export type Transactions = Pick<StorageDriver, "transaction">;
 import { type Interval, IntervalSet } from "./intervals.js";
 
 export interface ClientRecord {
@@ -68,7 +71,7 @@ export class Tracker {
 
   constructor(
     readonly store: MapStore,
-    private readonly driver: StorageDriver,
+    private readonly driver: Transactions,
     private readonly onError: (err: unknown) => void,
     /** The newest archive position of a user: a new client's first-seen position. */
     private readonly newest: (user: string) => number,

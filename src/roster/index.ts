@@ -2,7 +2,7 @@
 // on Prosody's roster storage.
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
-import type { Host } from "../core/host.js";
+import type { HostView } from "../core/module.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import { parseJid } from "../xmpp/jid.js";
 import type { Session } from "../core/session.js";
@@ -23,7 +23,7 @@ export function itemElement(jid: string, item: RosterItem | "remove"): Element {
 }
 
 /** Sends a roster push (RFC 6121 §2.1.6) to the user's resources that asked for the roster. */
-export function pushRosterItem(host: Host, user: string, jid: string, item: RosterItem | "remove", version: number): void {
+export function pushRosterItem(host: HostView, user: string, jid: string, item: RosterItem | "remove", version: number): void {
   for (const s of host.sessionsOf(user)?.values() ?? []) {
     if (s.data.get(INTERESTED) !== true) continue;
     s.send(
@@ -37,7 +37,7 @@ export function pushRosterItem(host: Host, user: string, jid: string, item: Rost
 }
 
 export default defineModule("roster", (module) => {
-  const host = module.hostObject;
+  const host = module.hostView;
   module.addFeature(NS_ROSTER_VER);
   // RFC 6121 §2.6.1: roster versioning is advertised in the stream features
   // (once authenticated, as Prosody does); clients such as nbxmpp look nowhere else

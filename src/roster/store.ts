@@ -2,7 +2,7 @@
 // JID → { subscription, name?, groups: { [group]: true }, ask? }, and under the
 // key `false` the roster's metadata { version, pending: { [jid]: true } }
 // (pending = inbound subscription requests not answered yet).
-import type { Host } from "../core/host.js";
+import type { HostView } from "../core/module.js";
 import { type KeyvalData, NON_STRING_KEYS } from "../storage/types.js";
 
 export type Subscription = "none" | "to" | "from" | "both";
@@ -26,7 +26,7 @@ export interface Roster {
 
 const SUBS = new Set(["none", "to", "from", "both"]);
 
-export function loadRoster(host: Host, user: string): Roster {
+export function loadRoster(host: Pick<HostView, "openStore">, user: string): Roster {
   const data = host.openStore("roster", "keyval").get(user);
   const items = new Map<string, RosterItem>();
   let meta: RosterMeta = { version: 0, pending: {} };
@@ -49,7 +49,7 @@ export function loadRoster(host: Host, user: string): Roster {
 }
 
 /** Saves the roster with a new version; returns the version. */
-export function saveRoster(host: Host, user: string, roster: Roster): number {
+export function saveRoster(host: Pick<HostView, "openStore">, user: string, roster: Roster): number {
   roster.meta.version++;
   const data: KeyvalData = { [NON_STRING_KEYS]: new Map<unknown, unknown>([[false, roster.meta]]) };
   for (const [jid, item] of roster.items) data[jid] = item;
