@@ -63,6 +63,17 @@ describe("layers (ARCHITECTURE.md: imports point one way)", () => {
     expect(users.map((f) => relative(SRC, f))).toEqual([]);
   });
 
+  it("the transport knows no module: src/c2s asks none by name, and connection.ts names none", async () => {
+    const { builtinModules } = await import("../src/builtins.js");
+    const c2s = sources(join(SRC, "c2s"));
+    expect(c2s.filter((f) => readFileSync(f, "utf8").includes("isLoaded(")).map((f) => relative(SRC, f))).toEqual([]);
+    // (string literals aside: "presence" there is the stanza, not the module)
+    const connection = readFileSync(join(SRC, "c2s/connection.ts"), "utf8").replace(/"[^"\n]*"/g, '""');
+    const named = builtinModules.map((m) => m.name).filter((name) => new RegExp(`\\b${name}\\b`).test(connection));
+    expect(named).toEqual([]);
+    expect(connection.split("\n").length).toBeLessThan(400);
+  });
+
   it("no feature imports a caller (the CLI, the test kit, the list of built-ins)", () => {
     expect(all.filter((e) => FEATURES.includes(top(e.from)) && CALLERS.includes(top(e.to)))).toEqual([]);
   });

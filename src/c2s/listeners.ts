@@ -8,7 +8,6 @@ import { TLSSocket } from "node:tls";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Server } from "../core/server.js";
 import { C2sConnection, type C2sSettings, type C2sTransport } from "./connection.js";
-import { FailureTracker } from "./failures.js";
 import { TlsProvider } from "./tls.js";
 
 export const DEFAULT_STANZA_SIZE_LIMIT = 256 * 1024;
@@ -131,7 +130,6 @@ export async function listen(server: Server): Promise<Listening> {
   const tls = await TlsProvider.load(server, dataDir);
   const settings: C2sSettings = {
     maxStanzaSize: (g.c2s_stanza_size_limit as number | undefined) ?? DEFAULT_STANZA_SIZE_LIMIT,
-    failures: new FailureTracker(),
   };
   const tcpKeepalives = g.c2s_tcp_keepalives !== false;
   const connections = new Set<C2sConnection>();

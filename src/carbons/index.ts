@@ -4,6 +4,7 @@
 // other resources send. Copies carry the archive's stanza-id when mam stored
 // the message.
 import type { Element } from "@xmpp/xml";
+import { bind2Inline } from "../auth/inline.js";
 import { defineModule } from "../core/module.js";
 import { META_ARCHIVE_HOST, META_ARCHIVE_ID, META_ARCHIVE_POS, META_ARCHIVE_USER, META_SENT_ARCHIVE, NS_SID } from "../mam/index.js";
 import type { StanzaEvent } from "../core/delivery.js";
@@ -39,6 +40,16 @@ export default defineModule("carbons", (module) => {
     origin!.send(iqResult(stanza));
     return true;
   };
+  // inline in Bind 2 (XEP-0386): <enable xmlns='urn:xmpp:carbons:2'/> inside <bind/>
+  bind2Inline(module).use(module, {
+    ns: NS_CARBONS,
+    name: "enable",
+    advertise: () => xml("feature", { var: NS_CARBONS }),
+    handle({ session }) {
+      session.data.set(ENABLED, true);
+      return undefined;
+    },
+  });
   module.hook(`iq-set/self/${NS_CARBONS}:enable`, toggle(true));
   module.hook(`iq-set/self/${NS_CARBONS}:disable`, toggle(false));
 

@@ -143,6 +143,11 @@ export class LoadedModule implements ModuleApi {
     return this.hostObject.server.storage.transaction(fn);
   }
 
+  bindSession(session: Session, resource: string): void {
+    if (session.authUser === undefined) throw new Error("bindSession: the session is not authenticated");
+    this.hostObject.bind(session, session.authUser, resource);
+  }
+
   discoInfo(): { readonly identities: readonly Identity[]; readonly features: readonly string[] } {
     return this.hostObject.disco;
   }

@@ -123,6 +123,11 @@ export interface ModuleApi {
   servedDomains(): readonly string[];
   /** Runs `fn` in one storage transaction (nested calls join the outer one). */
   transaction<T>(fn: () => T): T;
+  /**
+   * Binds an authenticated session (as its `authUser`) to `resource` on this
+   * host; a session bound to that full JID before is closed (`conflict`).
+   */
+  bindSession(session: Session, resource: string): void;
   /** The identities and features modules added to this host's disco#info. */
   discoInfo(): { readonly identities: readonly Identity[]; readonly features: readonly string[] };
 

@@ -71,6 +71,41 @@ export interface SessionOwner {
   transportLost(session: Session, reason: string): boolean;
 }
 
+/**
+ * The stream under a session, as the modules that authenticate and bind it
+ * see it (saslauth, sasl2, bind2): what the connection knows of itself, and
+ * the few things they may ask of it. Stanzas never need it.
+ */
+export interface StreamControl {
+  readonly kind: "tcp" | "websocket";
+  /** The connection is encrypted (TLS, or a WebSocket considered secure). */
+  readonly secure: boolean;
+  readonly remoteAddress: string;
+  readonly authenticated: boolean;
+  readonly closed: boolean;
+  /** From now on the stream is authenticated: stanzas and binding are allowed. */
+  markAuthenticated(): void;
+  /** The client opens a new stream next (RFC 6120 §6.4.6): a fresh parser, a new header. */
+  restartStream(): void;
+  /** Sends `<stream:features/>` for where the stream is now. */
+  sendFeatures(): void;
+  /**
+   * Holds what is delivered to the session from now on (SASL2: it must follow
+   * `<success/>`, which is not written yet). Held stanzas are already filtered.
+   */
+  holdOutput(): void;
+  /** Ends holding; returns what was held, in order. */
+  releaseOutput(): Element[];
+  /**
+   * Writes elements (a nonza and the stanzas that must follow it): in one write
+   * on TCP, one message each on WebSocket (RFC 7395 §3.3.3).
+   */
+  writeTogether(elements: readonly Element[]): void;
+  streamError(condition: string, text?: string): void;
+  /** This stream now carries `session` (an XEP-0198 resumption took it over). */
+  carry(session: Session): void;
+}
+
 export const NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
 
 export class Session {
@@ -92,6 +127,8 @@ export class Session {
   authUser: string | undefined;
   /** The connection is gone but the session lives on (XEP-0198 hibernation). */
   hibernating = false;
+  /** The stream under a client connection (none for the test kit's fake clients). */
+  stream: StreamControl | undefined;
 
   constructor(
     readonly host: SessionOwner,

@@ -9,6 +9,7 @@ import type { StanzaEvent } from "../core/delivery.js";
 import type { Session, SessionSink, StanzaFilter } from "../core/session.js";
 import { errorReply, getMeta, NS_CLIENT, NS_STANZAS, xml } from "../xmpp/stanza.js";
 import { H_MOD, SmQueue } from "./queue.js";
+import { bind2Inline, FEATURE_ORDER, sasl2Inline } from "../auth/inline.js";
 
 export const NS_SM = "urn:xmpp:sm:3";
 const STATE = "smacks";
@@ -169,9 +170,15 @@ export default defineModule(
     // ---- enable, r, a ------------------------------------------------------------------
     module.hook(`stanza/${NS_SM}:enable`, ({ origin, stanza }: StanzaEvent) => {
       if (!origin) return undefined;
+      enable(origin, stanza, (answer) => origin.sendNonza(answer));
+      return true;
+    });
+
+    /** Turns stream management on; `answer` gets <enabled/> or <failed/> (sent, or put inside Bind 2's <bound/>). */
+    function enable(origin: Session, stanza: Element, answer: (el: Element) => void): void {
       if (!origin.jid || stateOf(origin)) {
-        origin.sendNonza(failed("unexpected-request"));
-        return true;
+        answer(failed("unexpected-request"));
+        return;
       }
       const wantResume = stanza.attrs.resume === "true" || stanza.attrs.resume === "1";
       const id = randomBytes(18).toString("base64url");
@@ -195,9 +202,45 @@ export default defineModule(
         if (Number.isFinite(hibernationTime)) attrs.max = String(Math.round(hibernationTime));
         resumable.set(id, origin);
       }
-      origin.sendNonza(smElement("enabled", attrs));
+      answer(smElement("enabled", attrs));
       module.fire("smacks-enabled", { session: origin });
-      return true;
+    }
+
+    // Advertised after authentication, for the stream that binds next (RFC 6120 style), and
+    // inline: a resumption in SASL2's <authenticate/> (before anything binds), an
+    // <enable/> in Bind 2's <bind/>.
+    module.hook(
+      "stream-features",
+      ({ origin, features }: { origin: Session | undefined; features: Element }) => {
+        if (origin?.stream?.authenticated && origin.jid === undefined) features.c("sm", { xmlns: NS_SM });
+        return undefined;
+      },
+      FEATURE_ORDER.smacks,
+    );
+    sasl2Inline(module).use(module, {
+      ns: NS_SM,
+      name: "resume",
+      order: -10,
+      advertise: () => smElement("sm"),
+      handle({ session, request }) {
+        let reply: Element | undefined;
+        const resumed = resume(session, request, (answer) => {
+          reply = answer;
+        });
+        return resumed ? { reply, resumed } : { reply };
+      },
+    });
+    bind2Inline(module).use(module, {
+      ns: NS_SM,
+      name: "enable",
+      advertise: () => xml("feature", { var: NS_SM }),
+      handle({ session, request }) {
+        let reply: Element | undefined;
+        enable(session, request, (answer) => {
+          reply = answer;
+        });
+        return { reply };
+      },
     });
 
     // <r/> and <a/> on a session without stream management are ignored, as Prosody does
@@ -258,9 +301,19 @@ export default defineModule(
     // ---- resumption --------------------------------------------------------------------
     module.hook(`stanza/${NS_SM}:resume`, ({ origin, stanza }: StanzaEvent) => {
       if (!origin) return undefined;
+      resume(origin, stanza, (answer, from) => from.sendNonza(answer));
+      return true;
+    });
+
+    /**
+     * Resumes the session `<resume previd h/>` names on `origin`'s connection;
+     * `answer` gets <resumed/> or <failed/> with the session to send it through
+     * (sent, or put inside SASL2's <success/>). Returns the resumed session.
+     */
+    function resume(origin: Session, stanza: Element, answer: (el: Element, from: Session) => void): Session | undefined {
       if (origin.jid) {
-        origin.sendNonza(failed("unexpected-request"));
-        return true;
+        answer(failed("unexpected-request"), origin);
+        return undefined;
       }
       const previd = stanza.attrs.previd as string | undefined;
       const target = previd === undefined ? undefined : resumable.get(previd);
@@ -269,26 +322,27 @@ export default defineModule(
       // named by SASL2 user-agent ids that differ): its acks must not count for this one
       const otherClient = target !== undefined && target.clientId?.toLowerCase() !== origin.clientId?.toLowerCase();
       if (!target || !st || target.closed || target.jid?.local !== origin.authUser || otherClient) {
-        origin.sendNonza(failed("item-not-found"));
-        return true;
+        answer(failed("item-not-found"), origin);
+        return undefined;
       }
       const hAttr = stanza.attrs.h as string | undefined;
       if (hAttr === undefined || !/^\d+$/.test(hAttr) || Number(hAttr) >= H_MOD) {
-        origin.sendNonza(failed("bad-request"));
-        return true;
+        answer(failed("bad-request"), origin);
+        return undefined;
       }
       const acked = st.queue.ack(Number(hAttr));
       if (acked.kind === "too-high") {
-        origin.sendNonza(
+        answer(
           smElement(
             "failed",
             { h: String(st.queue.received % H_MOD) },
             xml("undefined-condition", { xmlns: NS_STANZAS }),
             xml("handled-count-too-high", { xmlns: NS_SM, h: hAttr, "send-count": String(acked.sent) }),
           ),
+          origin,
         );
         target.close("resumed with an impossible ack");
-        return true;
+        return undefined;
       }
       const old = st.sink.transport;
       // the new connection carries the session from now on — before the old one is told,
@@ -303,13 +357,14 @@ export default defineModule(
       stopTimers(st);
       st.awaitingAck = false;
       target.hibernating = false;
-      origin.closed = true; // the new connection now belongs to the resumed session
-      target.sendNonza(smElement("resumed", { previd: st.id, h: String(st.queue.received % H_MOD) }));
+      origin.stream?.carry(target); // the new connection now belongs to the resumed session
+      origin.closed = true;
+      answer(smElement("resumed", { previd: st.id, h: String(st.queue.received % H_MOD) }), target);
       for (const s of st.queue.pending()) st.sink.transport.deliver(s, target);
       module.fire("smacks-hibernation-end", { session: target, resumed: true });
       scheduleAck(target, st);
-      return true;
-    });
+      return target;
+    }
 
     // ---- the end of a session: what the client never acknowledged ----------------------
     module.hook(

@@ -5,7 +5,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Accounts } from "../../src/auth/accounts.js";
 import { C2sConnection, type C2sTransport } from "../../src/c2s/connection.js";
-import { FailureTracker } from "../../src/c2s/failures.js";
 import { createLogger } from "../../src/core/logger.js";
 import { Server } from "../../src/server.js";
 import { b64, header } from "./raw.js";
@@ -69,7 +68,7 @@ async function settle(until: () => boolean): Promise<void> {
 async function boundConnection(after = "") {
   await new Accounts(server.host("localhost")).create("alice", "secret");
   const t = new StandInTransport();
-  const conn = new C2sConnection(server, t, { maxStanzaSize: 65536, failures: new FailureTracker() });
+  const conn = new C2sConnection(server, t, { maxStanzaSize: 65536 });
   conn.onData(header());
   conn.onData(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0alice\0secret")}</auth>`);
   await settle(() => t.written.includes("<success"));
