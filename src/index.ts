@@ -13,7 +13,7 @@ export { type Clock, ManualClock, systemClock } from "./core/clock.js";
 export { createLogger, type Logger, type LogLevel } from "./core/logger.js";
 export { DAILY } from "./core/scheduler.js";
 export { Jid, JidError, parseJid, tryParseJid, normaliseJid } from "./xmpp/jid.js";
-export { Session, FilterChain, type StanzaFilter, type FilterDirection, type SessionSink } from "./core/session.js";
+export { Session, SessionSlot, FilterChain, type StanzaFilter, type FilterDirection, type SessionSink, type StreamControl } from "./core/session.js";
 export type { StanzaEvent } from "./core/delivery.js";
 export * from "./xmpp/stanza.js";
 export * from "./storage/index.js";

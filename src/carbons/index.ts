@@ -8,16 +8,16 @@ import { bind2Inline } from "../auth/inline.js";
 import { defineModule } from "../core/module.js";
 import { META_ARCHIVE_HOST, META_ARCHIVE_ID, META_ARCHIVE_POS, META_ARCHIVE_USER, META_SENT_ARCHIVE, NS_SID } from "../mam/index.js";
 import type { StanzaEvent } from "../core/delivery.js";
-import type { Session } from "../core/session.js";
+import { type Session, SessionSlot } from "../core/session.js";
 import { cloneStanza, copyMeta, getMeta, iqResult, NS_CLIENT, removeChildren, setMeta, xml } from "../xmpp/stanza.js";
 
 export const NS_CARBONS = "urn:xmpp:carbons:2";
 const NS_FORWARD = "urn:xmpp:forward:0";
 const NS_HINTS = "urn:xmpp:hints";
-const ENABLED = "carbons";
+const ENABLED = new SessionSlot<boolean>("carbons: enabled");
 
 export function carbonsEnabled(session: Session): boolean {
-  return session.data.get(ENABLED) === true;
+  return session.get(ENABLED) === true;
 }
 
 /** XEP-0280 §6: chat messages, and normal messages with a body. */
@@ -36,7 +36,7 @@ export default defineModule("carbons", (module) => {
   module.addFeature(NS_CARBONS);
 
   const toggle = (on: boolean) => ({ origin, stanza }: StanzaEvent) => {
-    origin!.data.set(ENABLED, on);
+    origin!.set(ENABLED, on);
     origin!.send(iqResult(stanza));
     return true;
   };
@@ -46,7 +46,7 @@ export default defineModule("carbons", (module) => {
     name: "enable",
     advertise: () => xml("feature", { var: NS_CARBONS }),
     handle({ session }) {
-      session.data.set(ENABLED, true);
+      session.set(ENABLED, true);
       return undefined;
     },
   });

@@ -108,6 +108,17 @@ export interface StreamControl {
 
 export const NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
 
+/**
+ * A typed per-session slot a module keeps state in, instead of a string key:
+ * `const ENABLED = new SessionSlot<boolean>("carbons enabled")`, then
+ * `session.set(ENABLED, true)`, `session.get(ENABLED)`. The slot object is the key;
+ * its name is for reading logs and debuggers.
+ */
+export class SessionSlot<T> {
+  declare private readonly type: T;
+  constructor(readonly name: string) {}
+}
+
 export class Session {
   readonly id: string;
   /** Full JID once bound. */
@@ -119,8 +130,8 @@ export class Session {
   priority = 0;
   closed = false;
   readonly filters = { in: new FilterChain(), out: new FilterChain() };
-  /** Per-session state of modules, by module name. */
-  readonly data = new Map<string, unknown>();
+  /** Per-session state of modules, in typed slots (see SessionSlot). */
+  private readonly slots = new Map<SessionSlot<unknown>, unknown>();
   readonly log: Logger;
 
   /** The account of a session that authenticated but has not bound a resource (yet). */
@@ -150,6 +161,23 @@ export class Session {
   /** Replaces where output goes: a stream-management queue, or a resumed connection. */
   setOutput(sink: SessionSink): void {
     this.sink = sink;
+  }
+
+  /** What a module keeps in `slot` for this session. */
+  get<T>(slot: SessionSlot<T>): T | undefined {
+    return this.slots.get(slot) as T | undefined;
+  }
+
+  set<T>(slot: SessionSlot<T>, value: T): void {
+    this.slots.set(slot, value);
+  }
+
+  has(slot: SessionSlot<unknown>): boolean {
+    return this.slots.has(slot);
+  }
+
+  delete(slot: SessionSlot<unknown>): boolean {
+    return this.slots.delete(slot);
   }
 
   /** Sends a stream-level element (not a stanza: no filters, no counting). */

@@ -10,10 +10,11 @@ import { pushRosterItem } from "../roster/index.js";
 import { loadRoster, type RosterItem, saveRoster, sharesPresenceWith, subscribedTo } from "../roster/store.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import { tryParseJid } from "../xmpp/jid.js";
-import type { Session } from "../core/session.js";
+import { type Session, SessionSlot } from "../core/session.js";
 import { cloneStanza, xml } from "../xmpp/stanza.js";
 
-const PRESENCE = "presence:last";
+/** The last available presence a session sent (broadcast again to new contacts, probes). */
+const PRESENCE = new SessionSlot<Element>("presence: last available");
 const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
 
 interface Account {
@@ -76,7 +77,7 @@ export default defineModule(
         if (to.length === 1 && to[0] === s) continue; // not a session's own presence back to it
         const p = unavailable
           ? xml("presence", { type: "unavailable" })
-          : cloneStanza((s.data.get(PRESENCE) as Element | undefined) ?? xml("presence"));
+          : cloneStanza(s.get(PRESENCE) ?? xml("presence"));
         p.attrs.from = s.jid!.full;
         for (const t of to) {
           const copy = cloneStanza(p);
@@ -187,8 +188,8 @@ export default defineModule(
     }
 
     module.hook("presence-available", ({ session, stanza }: { session: Session; stanza: Element }) => {
-      const first = !session.data.has(PRESENCE);
-      session.data.set(PRESENCE, cloneStanza(stanza));
+      const first = !session.has(PRESENCE);
+      session.set(PRESENCE, cloneStanza(stanza));
       broadcast(session, stanza);
       if (!first) return undefined;
       const me = { host, user: session.jid!.local!, bare: session.jid!.bare };
@@ -209,8 +210,8 @@ export default defineModule(
     });
 
     const goneUnavailable = (session: Session) => {
-      if (!session.data.has(PRESENCE)) return undefined;
-      session.data.delete(PRESENCE);
+      if (!session.has(PRESENCE)) return undefined;
+      session.delete(PRESENCE);
       broadcast(session, xml("presence", { type: "unavailable" }));
       return undefined;
     };

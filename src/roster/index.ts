@@ -5,13 +5,14 @@ import { defineModule } from "../core/module.js";
 import type { HostView } from "../core/module.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import { parseJid } from "../xmpp/jid.js";
-import type { Session } from "../core/session.js";
+import { type Session, SessionSlot } from "../core/session.js";
 import { iqResult, StanzaError, xml } from "../xmpp/stanza.js";
 import { loadRoster, type RosterItem, saveRoster } from "./store.js";
 
 export const NS_ROSTER = "jabber:iq:roster";
 const NS_ROSTER_VER = "urn:xmpp:features:rosterver";
-const INTERESTED = "roster:interested";
+/** The session fetched the roster, so it gets roster pushes (RFC 6121 §2.1.6). */
+const INTERESTED = new SessionSlot<boolean>("roster: interested");
 let pushId = 0;
 
 export function itemElement(jid: string, item: RosterItem | "remove"): Element {
@@ -25,7 +26,7 @@ export function itemElement(jid: string, item: RosterItem | "remove"): Element {
 /** Sends a roster push (RFC 6121 §2.1.6) to the user's resources that asked for the roster. */
 export function pushRosterItem(host: HostView, user: string, jid: string, item: RosterItem | "remove", version: number): void {
   for (const s of host.sessionsOf(user)?.values() ?? []) {
-    if (s.data.get(INTERESTED) !== true) continue;
+    if (s.get(INTERESTED) !== true) continue;
     s.send(
       xml(
         "iq",
@@ -49,7 +50,7 @@ export default defineModule("roster", (module) => {
   module.hook(`iq-get/self/${NS_ROSTER}:query`, ({ origin, stanza }: StanzaEvent) => {
     const session = origin as Session;
     const user = session.jid!.local!;
-    session.data.set(INTERESTED, true);
+    session.set(INTERESTED, true);
     const roster = loadRoster(host, user);
     const ver = String(roster.meta.version);
     const asked = stanza.getChild("query", NS_ROSTER)!.attrs.ver as string | undefined;

@@ -6,13 +6,13 @@ import { randomBytes } from "node:crypto";
 import { defineModule } from "../core/module.js";
 import { META_ARCHIVE_USER } from "../mam/index.js";
 import type { StanzaEvent } from "../core/delivery.js";
-import type { Session, SessionSink, StanzaFilter } from "../core/session.js";
+import { type Session, type SessionSink, SessionSlot, type StanzaFilter } from "../core/session.js";
 import { errorReply, getMeta, NS_CLIENT, NS_STANZAS, xml } from "../xmpp/stanza.js";
 import { H_MOD, SmQueue } from "./queue.js";
 import { bind2Inline, FEATURE_ORDER, sasl2Inline } from "../auth/inline.js";
 
 export const NS_SM = "urn:xmpp:sm:3";
-const STATE = "smacks";
+const STATE = new SessionSlot<State>("smacks: stream management state");
 const COUNTED = new Set(["message", "presence", "iq"]);
 
 /** Stream-management state of a session (read it with `smState(session)`). */
@@ -34,7 +34,7 @@ interface State extends SmState {
 
 /** The session's stream-management state, if it enabled stream management. */
 export function smState(session: Session): SmState | undefined {
-  return session.data.get(STATE) as State | undefined;
+  return session.get(STATE);
 }
 
 /**
@@ -55,7 +55,7 @@ export function addCheckpoint(session: Session, fn: () => void): boolean {
  * without stream management.
  */
 export function onQueued(session: Session, fn: (stanza: Element) => void): boolean {
-  const st = session.data.get(STATE) as State | undefined;
+  const st = session.get(STATE);
   if (!st) return false;
   st.queued.add(fn);
   return true;
@@ -98,7 +98,7 @@ export default defineModule(
     /** Resumable sessions of this host by resumption id (live or hibernating). */
     const resumable = new Map<string, Session>();
 
-    const stateOf = (s: Session) => s.data.get(STATE) as State | undefined;
+    const stateOf = (s: Session) => s.get(STATE);
 
     function requestAck(session: Session, st: State): void {
       clearTimeout(st.requestTimer);
@@ -193,7 +193,7 @@ export default defineModule(
         queued: new Set(),
       } as Omit<State, "sink"> as State;
       st.sink = new SmSink(origin.output, onStanza(st));
-      origin.data.set(STATE, st);
+      origin.set(STATE, st);
       origin.setOutput(st.sink);
       module.addFilter(origin, "stanzas/in", countInbound, 1000);
       const attrs: Record<string, string> = { id };
