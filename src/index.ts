@@ -5,6 +5,7 @@ export { builtinModules } from "./builtins.js";
 export { Host, DiscoRegistry, type OpenSessionOptions } from "./core/host.js";
 export { defineModule, type ModuleApi, type ModuleDefinition, type TypedModuleApi, type Identity, type Timer } from "./core/module.js";
 export { EventBus, HandlerFailure, type Handler } from "./core/events.js";
+export type { EventPayloads, PayloadOf } from "./core/event-payloads.js";
 export { parseConfig, loadConfigFile, type Config, type StorageConfig } from "./core/config.js";
 export { ConfigError, HostError, type HostErrorCode } from "./core/errors.js";
 export { parsePeriod } from "./core/period.js";

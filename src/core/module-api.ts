@@ -2,6 +2,7 @@
 // is recorded, so unloading the module releases all of it (Prosody's
 // auto-unhook): hooks, timers, scheduled tasks, features, identities, filters.
 import type { Element } from "@xmpp/xml";
+import type { PayloadOf } from "./event-payloads.js";
 import type { Handler } from "./events.js";
 import type { HostView, Identity, ModuleApi, ModuleDefinition, Timer } from "./module.js";
 import type { Host } from "./host.js";
@@ -53,7 +54,7 @@ export class LoadedModule implements ModuleApi {
     return this.hostObject.clock;
   }
 
-  hook(event: string, handler: Handler, priority = 0): void {
+  hook<E extends string>(event: E, handler: (data: PayloadOf<E>) => unknown, priority = 0): void {
     this.hostObject.events.on(event, handler, priority, this.name);
     this.hooks.push([event, handler]);
   }
@@ -64,7 +65,7 @@ export class LoadedModule implements ModuleApi {
     if (i >= 0) this.hooks.splice(i, 1);
   }
 
-  fire(event: string, data?: unknown): unknown {
+  fire<E extends string>(event: E, data?: PayloadOf<E>): unknown {
     return this.hostObject.events.fire(event, data);
   }
 

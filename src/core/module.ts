@@ -3,6 +3,7 @@ import type { Element } from "@xmpp/xml";
 import type { OptionDecl, OptionDecls, OptionValue, OptionValues } from "./options.js";
 import type { Logger } from "./logger.js";
 import type { Clock } from "./clock.js";
+import type { PayloadOf } from "./event-payloads.js";
 import type { Handler } from "./events.js";
 import type { StoreKind, StoreOf } from "../storage/types.js";
 import type { FilterDirection, Session, StanzaFilter } from "./session.js";
@@ -64,10 +65,11 @@ export interface ModuleApi {
   readonly log: Logger;
   readonly clock: Clock;
 
-  hook(event: string, handler: Handler, priority?: number): void;
+  /** Hooks `event`; for the names in EventPayloads the handler's data is typed. */
+  hook<E extends string>(event: E, handler: (data: PayloadOf<E>) => unknown, priority?: number): void;
   unhook(event: string, handler: Handler): void;
   /** Fires on this host; returns what the first handler returned (see EventBus). */
-  fire(event: string, data?: unknown): unknown;
+  fire<E extends string>(event: E, data?: PayloadOf<E>): unknown;
 
   /** Loads `name` on this host first (if not loaded) and records the dependency. */
   dependsOn(name: string): void;

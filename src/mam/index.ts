@@ -78,6 +78,14 @@ export interface ArchiveShouldStore {
   reason: string;
 }
 
+declare module "../core/event-payloads.js" {
+  interface EventPayloads {
+    "archive-should-store": ArchiveShouldStore;
+    "archive-message-added": ArchiveMessageAdded;
+    "archive-query": ArchiveQueryEvent;
+  }
+}
+
 function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/\.000Z$/, "Z");
 }

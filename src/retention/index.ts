@@ -57,6 +57,15 @@ export interface CleanupReport {
   ms: number;
 }
 
+declare module "../core/event-payloads.js" {
+  interface EventPayloads {
+    /** Runs a cleanup now (the CLI's `retention run`); resolves with its report. */
+    "smart-retention-run": CleanupOptions | undefined;
+    /** A cleanup finished. */
+    "smart-retention-cleanup": CleanupReport;
+  }
+}
+
 export default defineModule(
   "mam_smart_retention",
   (module) => {

@@ -32,6 +32,16 @@ interface State extends SmState {
   hibernationTimer: NodeJS.Timeout | undefined;
 }
 
+declare module "../core/event-payloads.js" {
+  interface EventPayloads {
+    "smacks-enabled": { session: Session };
+    "smacks-hibernation-start": { session: Session; queue: readonly Element[] };
+    "smacks-hibernation-end": { session: Session; resumed: boolean };
+    /** A stanza the client never acknowledged, at the end of its session: a handler may take it. */
+    "delivery/failure": { session: Session; stanza: Element };
+  }
+}
+
 /** The session's stream-management state, if it enabled stream management. */
 export function smState(session: Session): SmState | undefined {
   return session.get(STATE);

@@ -218,8 +218,8 @@ describe("smacks", () => {
     const taken: string[] = [];
     t = createTestServer({
       config: { modules_enabled: ["smacks"] },
-      modules: [defineModule("offline", (m) => m.hook("delivery/failure", ({ stanza }: { stanza: { attrs: { id: string } } }) => {
-        taken.push(stanza.attrs.id);
+      modules: [defineModule("offline", (m) => m.hook("delivery/failure", ({ stanza }) => {
+        taken.push(stanza.attrs.id as string);
         return true;
       }))],
     });

@@ -77,8 +77,8 @@ describe("test kit", () => {
   it("closes sessions and fires resource-unbind", () => {
     const unbound: string[] = [];
     t = createTestServer({
-      modules: [defineModule("watch", (m) => m.hook("resource-unbind", ({ session }: StanzaEvent & { session: { jid: { full: string } } }) => {
-        unbound.push(session.jid.full);
+      modules: [defineModule("watch", (m) => m.hook("resource-unbind", ({ session }) => {
+        unbound.push(session.jid!.full);
       }))],
     });
     const a = t.connect("a@localhost/1");
