@@ -33,6 +33,6 @@ export {
   type ArchiveQueryEvent,
   type ArchiveShouldStore,
 } from "./mam/index.js";
-export { addCheckpoint, smState, NS_SM, type SmState } from "./smacks/index.js";
+export { addCheckpoint, smState, watchDelivery, NS_SM, type SmState, type DeliveryWatch } from "./smacks/index.js";
 export { SmQueue } from "./smacks/queue.js";
 export { carbonsEnabled, NS_CARBONS } from "./carbons/index.js";

@@ -9,7 +9,7 @@ import { HostError } from "../core/errors.js";
 import { defineModule } from "../core/module.js";
 import { DAILY } from "../core/scheduler.js";
 import { type ArchiveMessageAdded, type ArchiveQueryEvent, MAM_OPTIONS, META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
-import { addCheckpoint, onQueued, smState } from "../smacks/index.js";
+import { addCheckpoint, smState, watchDelivery } from "../smacks/index.js";
 import { isClientId, type Session } from "../core/session.js";
 import { getMeta } from "../xmpp/stanza.js";
 import { IntervalSet } from "./intervals.js";
@@ -119,13 +119,13 @@ export default defineModule(
       const t = { user: session.jid.local!, client: session.clientId.toLowerCase() };
       identities.set(session, t);
       tracker.seen(t.user, t.client, module.clock.now());
-      onQueued(session, (stanza: Element) => {
+      watchDelivery(session, (stanza: Element) => {
         const pos = getMeta<number>(stanza, META_ARCHIVE_POS);
         // an archive position of this user's archive on this host, nobody else's
-        if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user || getMeta(stanza, META_ARCHIVE_HOST) !== host.name) return;
+        if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user || getMeta(stanza, META_ARCHIVE_HOST) !== host.name) return undefined;
         const from = runStart(pos, getMeta<number>(stanza, META_ARCHIVE_PREV));
-        // placed after the stanza entered the queue: fires once the client acked it
-        addCheckpoint(session, () => tracker.delivered(t.user, t.client, from, pos, module.clock.now()));
+        // runs once the client acknowledged this stanza
+        return () => tracker.delivered(t.user, t.client, from, pos, module.clock.now());
       });
       return undefined;
     });

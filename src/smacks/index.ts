@@ -25,7 +25,7 @@ export interface SmState {
 
 interface State extends SmState {
   sink: SmSink;
-  queued: Set<(stanza: Element) => void>;
+  watches: Set<DeliveryWatch>;
   awaitingAck: boolean;
   requestTimer: NodeJS.Timeout | undefined;
   immediate: NodeJS.Immediate | undefined;
@@ -59,15 +59,19 @@ export function addCheckpoint(session: Session, fn: () => void): boolean {
   return true;
 }
 
+/** Given a stanza just queued for the client: what to run once the client acknowledged it, if anything. */
+export type DeliveryWatch = (stanza: Element) => (() => void) | undefined;
+
 /**
- * Calls `fn` with every stanza right after it entered the session's queue —
- * the moment a checkpoint placed with `addCheckpoint` covers it. Returns false
- * without stream management.
+ * The delivery watch: for each stanza queued to `session` from now on, `watch`
+ * may return a callback; it runs once, when the client acknowledged that stanza
+ * (and all before it), and never if the session ends unresumed. Returns false
+ * (and watches nothing) without stream management.
  */
-export function onQueued(session: Session, fn: (stanza: Element) => void): boolean {
+export function watchDelivery(session: Session, watch: DeliveryWatch): boolean {
   const st = session.get(STATE);
   if (!st) return false;
-  st.queued.add(fn);
+  st.watches.add(watch);
   return true;
 }
 
@@ -134,7 +138,11 @@ export default defineModule(
       return (stanza: Element, session: Session) => {
         st.queue.push(stanza);
         st.sink.transport?.deliver(stanza, session);
-        for (const fn of st.queued) fn(stanza);
+        for (const watch of st.watches) {
+          // placed right after the stanza entered the queue: it covers exactly what was sent so far
+          const acked = watch(stanza);
+          if (acked) st.queue.addCheckpoint(acked);
+        }
         if (st.queue.unacked > maxQueue) {
           module.log.warn({ sid: session.id, max: maxQueue }, "stream management queue full: closing the session");
           session.streamError("policy-violation", "too many unacknowledged stanzas");
@@ -200,7 +208,7 @@ export default defineModule(
         requestTimer: undefined,
         immediate: undefined,
         hibernationTimer: undefined,
-        queued: new Set(),
+        watches: new Set(),
       } as Omit<State, "sink"> as State;
       st.sink = new SmSink(origin.output, onStanza(st));
       origin.set(STATE, st);

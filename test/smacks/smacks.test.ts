@@ -2,7 +2,7 @@
 // hibernation, resumption, queue limit, bad acks, undelivered messages.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { defineModule } from "../../src/core/module.js";
-import { addCheckpoint, smState } from "../../src/smacks/index.js";
+import { addCheckpoint, smState, watchDelivery } from "../../src/smacks/index.js";
 import { createTestServer, type FakeClient, type TestServer } from "../../src/testing/index.js";
 import { xml } from "../../src/xmpp/stanza.js";
 
@@ -89,6 +89,26 @@ describe("smacks", () => {
     bob.ack(3);
     bob.ack(3);
     expect(fired).toEqual(["cp1", "cp3"]);
+  });
+
+  it("the delivery watch runs what it returned for a stanza once the client acked that stanza", () => {
+    const { alice, bob } = server();
+    const acked: string[] = [];
+    expect(
+      watchDelivery(bob.session, (stanza) => {
+        const body = stanza.getChildText("body");
+        return body === "skip" ? undefined : () => acked.push(body ?? "?");
+      }),
+    ).toBe(true);
+    say(alice, "bob@localhost", "1");
+    say(alice, "bob@localhost", "skip");
+    say(alice, "bob@localhost", "3");
+    bob.ack(1);
+    expect(acked).toEqual(["1"]);
+    bob.ack(2);
+    expect(acked).toEqual(["1"]);
+    bob.ack(3);
+    expect(acked).toEqual(["1", "3"]);
   });
 
   it("does not place checkpoints on a session without stream management", () => {
