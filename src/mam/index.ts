@@ -5,7 +5,7 @@ import { domainToASCII } from "node:url";
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { OptionDecls } from "../core/options.js";
-import { StorageError, type ArchiveItem, type ArchiveQuery, type ArchiveRef } from "../storage/types.js";
+import { StorageError, type ArchiveRef } from "../storage/types.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import type { Session } from "../core/session.js";
 import { bareOf, localOf } from "../xmpp/jid.js";
@@ -20,75 +20,31 @@ import {
   xml,
 } from "../xmpp/stanza.js";
 import { allows, type DefaultPolicy, type Prefs, prefsFromElement, prefsFromStored, prefsToElement, prefsToStored } from "./prefs.js";
-import { isUnfiltered, type MamQuery, NS_DATA, NS_MAM, NS_RSM, parseQuery } from "./query.js";
+import {
+  type ArchiveMessageAdded,
+  type ArchiveQueryEvent,
+  type ArchiveShouldStore,
+  META_ARCHIVE_HOST,
+  META_ARCHIVE_ID,
+  META_ARCHIVE_POS,
+  META_ARCHIVE_PREV,
+  META_ARCHIVE_USER,
+  META_SENT_ARCHIVE,
+} from "./events.js";
+import { findPage, type Page } from "./find.js";
+import { isUnfiltered, NS_MAM, parseQuery } from "./query.js";
+import { finElement, queryForm, resultMessage, stamp } from "./render.js";
 import { shouldStore } from "./should-store.js";
+import { isLocalStanzaId, NS_SID } from "./stanza-ids.js";
 
+export * from "./events.js";
 export { NS_MAM } from "./query.js";
-export const NS_SID = "urn:xmpp:sid:0";
-export const NS_FORWARD = "urn:xmpp:forward:0";
-export const NS_DELAY = "urn:xmpp:delay";
+export { NS_DELAY, NS_FORWARD } from "./render.js";
+export { NS_SID } from "./stanza-ids.js";
 export const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
-
-/** Stanza meta set on a delivered message that was archived for its recipient. */
-export const META_ARCHIVE_ID = "mam:id";
-export const META_ARCHIVE_POS = "mam:pos";
-export const META_ARCHIVE_USER = "mam:user";
-/** The host of that archive (`mam:user` is a localpart; positions are numbered across hosts). */
-export const META_ARCHIVE_HOST = "mam:host";
-/** The position of the recipient's previous archive item, where the store knew it (ArchiveRef.prev). */
-export const META_ARCHIVE_PREV = "mam:prev";
-/** Stanza meta set on a message a local user sent that went into the sender's archive: `{ id, pos, user }`. */
-export const META_SENT_ARCHIVE = "mam:sent";
 
 const DEFAULT_PAGE = 20;
 
-/** Data of `archive-message-added`. */
-export interface ArchiveMessageAdded {
-  origin: Session | undefined;
-  stanza: Element;
-  user: string;
-  id: string;
-  pos: number;
-  /** The position of the user's previous item, where the store knew it: none of the user's items lies between. */
-  prev?: number;
-  when: number;
-  with: string;
-  direction: "incoming" | "outgoing";
-}
-
-/** Data of `archive-query`, fired after the result messages were handed to the session (before <fin/>). */
-export interface ArchiveQueryEvent {
-  origin: Session;
-  query: MamQuery;
-  /** False only for a query that used nothing but RSM paging and whose results all reached the session. */
-  filtered: boolean;
-  /** The results handed to the session (a `stanzas/out` filter can drop some), in archive order. */
-  items: { id: string; pos: number }[];
-  complete: boolean;
-}
-
-/** Data of `archive-should-store`: return false to veto, true to force, or change `should_store`. */
-export interface ArchiveShouldStore {
-  stanza: Element;
-  origin: Session | undefined;
-  user: string;
-  with: string;
-  direction: "incoming" | "outgoing";
-  should_store: boolean;
-  reason: string;
-}
-
-declare module "../core/event-payloads.js" {
-  interface EventPayloads {
-    "archive-should-store": ArchiveShouldStore;
-    "archive-message-added": ArchiveMessageAdded;
-    "archive-query": ArchiveQueryEvent;
-  }
-}
-
-function stamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.000Z$/, "Z");
-}
 
 /** mam's options, each declared once (smart retention reads archive_expires_after with this). */
 export const MAM_OPTIONS = {
@@ -255,75 +211,6 @@ export default defineModule(
     );
 
     // ---- queries ---------------------------------------------------------------------
-    function posOf(user: string, id: string, what: string): number {
-      const item = archive.get(user, id);
-      if (!item) throw new StanzaError("item-not-found", `${what}: no archived message with this id`);
-      return item.pos;
-    }
-
-    /** The peer's full JID of an archived message (the other side of the conversation). */
-    function peerOf(item: ArchiveItem, userBare: string): string {
-      const from = (item.stanza.attrs.from as string | undefined) ?? "";
-      return bareOf(from) === userBare ? ((item.stanza.attrs.to as string | undefined) ?? userBare) : from;
-    }
-
-    function runQuery(user: string, q: MamQuery, max: number) {
-      const base: ArchiveQuery = {};
-      if (q.with) base.with = q.with.bare;
-      if (q.start !== undefined) base.start = q.start;
-      if (q.end !== undefined) base.end = q.end;
-      if (q.ids) {
-        const unique = [...new Set(q.ids)];
-        const found = archive.find(user, { ids: unique }).items.length;
-        if (found !== unique.length) throw new StanzaError("item-not-found", "field 'ids': an id is not in the archive");
-        base.ids = unique;
-      }
-      let lo = Number.NEGATIVE_INFINITY;
-      let hi = Number.POSITIVE_INFINITY;
-      if (q.afterId !== undefined) lo = Math.max(lo, posOf(user, q.afterId, "field 'after-id'"));
-      if (q.beforeId !== undefined) hi = Math.min(hi, posOf(user, q.beforeId, "field 'before-id'"));
-      if (q.after !== undefined) lo = Math.max(lo, posOf(user, q.after, "RSM <after/>"));
-      if (q.before) hi = Math.min(hi, posOf(user, q.before, "RSM <before/>"));
-      const reverse = q.before !== undefined;
-      const wantTotal = includeTotal || max === 0;
-      const range: ArchiveQuery = { ...base, reverse };
-      if (lo !== Number.NEGATIVE_INFINITY) range.afterPos = lo;
-      if (hi !== Number.POSITIVE_INFINITY) range.beforePos = hi;
-
-      let items: ArchiveItem[];
-      let total: number | undefined;
-      if (q.with && !q.with.isBare) {
-        // A full JID matches only that full JID (XEP-0313 §4.1.1; unlike Prosody,
-        // which widens it to the bare JID): filter on the stored stanzas.
-        const full = q.with.full;
-        const userBare = `${user}@${host.name}`;
-        const matches = (it: ArchiveItem) => peerOf(it, userBare) === full;
-        if (wantTotal) total = archive.find(user, base).items.filter(matches).length;
-        items = [];
-        const chunk = Math.max(64, max + 1);
-        let cursor = { ...range };
-        while (items.length < max + 1 && max > 0) {
-          const page = archive.find(user, { ...cursor, limit: chunk }).items;
-          for (const it of page) if (matches(it) && items.length < max + 1) items.push(it);
-          if (page.length < chunk) break;
-          const lastPos = page[page.length - 1]!.pos;
-          cursor = reverse ? { ...cursor, beforePos: lastPos } : { ...cursor, afterPos: lastPos };
-        }
-      } else {
-        const page = archive.find(user, { ...range, limit: max === 0 ? 0 : max + 1, total: wantTotal });
-        items = page.items;
-        total = page.total;
-      }
-      let complete: boolean;
-      if (max === 0) complete = total === 0;
-      else {
-        complete = items.length <= max;
-        if (!complete) items = items.slice(0, max);
-      }
-      if (reverse) items.reverse(); // archive order
-      return { items, total, complete };
-    }
-
     function onQuery({ origin, stanza }: StanzaEvent) {
       if (!origin?.jid) return undefined;
       const query = stanza.getChild("query", NS_MAM)!;
@@ -333,9 +220,9 @@ export default defineModule(
         prefsStore.set(user, prefsToStored({ default: defaultPolicy, always: [], never: [] }));
       }
       const max = Math.min(q.max ?? DEFAULT_PAGE, maxResults);
-      let result: ReturnType<typeof runQuery>;
+      let result: Page;
       try {
-        result = runQuery(user, q, max);
+        result = findPage(archive, `${user}@${host.name}`, user, q, max, includeTotal);
       } catch (err) {
         if (err instanceof StorageError && err.code === "item-not-found") throw new StanzaError("item-not-found");
         throw err;
@@ -346,22 +233,7 @@ export default defineModule(
       if (stanza.attrs.to !== undefined) resultAttrs.from = stanza.attrs.to as string;
       // what the session took: a `stanzas/out` filter may drop (or hold back) a result
       const sent = new Set<string>();
-      for (const item of sendOrder) {
-        const inner = item.stanza;
-        inner.attrs.xmlns = NS_CLIENT;
-        const ok = origin.send(
-          xml(
-            "message",
-            resultAttrs,
-            xml(
-              "result",
-              { xmlns: NS_MAM, queryid: q.queryId, id: item.id },
-              xml("forwarded", { xmlns: NS_FORWARD }, xml("delay", { xmlns: NS_DELAY, stamp: stamp(item.when) }), inner),
-            ),
-          ),
-        );
-        if (ok) sent.add(item.id);
-      }
+      for (const item of sendOrder) if (origin.send(resultMessage(item, q.queryId, resultAttrs))) sent.add(item.id);
       const handed = sent.size === items.length ? items : items.filter((i) => sent.has(i.id));
       module.fire("archive-query", {
         origin,
@@ -371,44 +243,13 @@ export default defineModule(
         items: handed.map((i) => ({ id: i.id, pos: i.pos })),
         complete,
       } satisfies ArchiveQueryEvent);
-      const set = xml("set", { xmlns: NS_RSM });
-      if (items.length > 0) {
-        set.c("first").t(items[0]!.id);
-        set.c("last").t(items[items.length - 1]!.id);
-      }
-      if (total !== undefined) set.c("count").t(String(total));
-      const fin = xml("fin", complete ? { xmlns: NS_MAM, complete: "true" } : { xmlns: NS_MAM }, set);
-      origin.send(iqResult(stanza, fin));
+      origin.send(iqResult(stanza, finElement(items, total, complete)));
       return true;
-    }
-
-    function formOf(): Element {
-      const field = (v: string, type: string, ...children: Element[]) => xml("field", { var: v, type }, ...children);
-      return xml(
-        "query",
-        { xmlns: NS_MAM },
-        xml(
-          "x",
-          { xmlns: NS_DATA, type: "form" },
-          field("FORM_TYPE", "hidden", xml("value", {}, NS_MAM)),
-          field("with", "jid-single"),
-          field("start", "text-single"),
-          field("end", "text-single"),
-          field("before-id", "text-single"),
-          field("after-id", "text-single"),
-          field(
-            "ids",
-            "list-multi", // XEP-0313 §4.1.5: list-multi, with an open XEP-0122 list
-            xml("validate", { xmlns: "http://jabber.org/protocol/xdata-validate", datatype: "xs:string" }, xml("open")),
-          ),
-          field("include-groupchat", "boolean"),
-        ),
-      );
     }
 
     module.hook(`iq-set/self/${NS_MAM}:query`, onQuery);
     module.hook(`iq-get/self/${NS_MAM}:query`, ({ origin, stanza }: StanzaEvent) => {
-      origin?.send(iqResult(stanza, formOf()));
+      origin?.send(iqResult(stanza, queryForm()));
       return true;
     });
     module.hook(`iq-get/self/${NS_MAM}:metadata`, ({ origin, stanza }: StanzaEvent) => {
@@ -478,21 +319,3 @@ export default defineModule(
     options: MAM_OPTIONS,
   },
 );
-
-/**
- * A stanza-id element in the name of a domain this server serves, or of one of
- * its accounts (`by` a JID there). A prefixed element counts as much as one
- * with `xmlns`; `by` is compared as a JID is, after IDNA mapping (case, width),
- * with a resource, stray spaces or a final dot changing nothing.
- */
-function isLocalStanzaId(el: Element, serves: (domain: string) => boolean): boolean {
-  if (el.getName() !== "stanza-id" || el.getNS() !== NS_SID) return false;
-  const by = el.attrs.by as string | undefined;
-  if (by === undefined) return false;
-  let domain = by.trim();
-  const slash = domain.indexOf("/");
-  if (slash >= 0) domain = domain.slice(0, slash);
-  domain = domain.slice(domain.lastIndexOf("@") + 1).trim();
-  const ascii = domainToASCII(domain) || domain.toLowerCase();
-  return serves(ascii.replace(/\.$/, ""));
-}
