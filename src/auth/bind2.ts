@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
-import { xml } from "../xmpp/stanza.js";
+import { isStanza, xml } from "../xmpp/stanza.js";
 import { bind2Inline, sasl2Inline } from "./inline.js";
 
 export const NS_BIND2 = "urn:xmpp:bind:0";
@@ -37,7 +37,10 @@ export default defineModule(
           const r = feature.handle({ session, stream, request: req });
           if (r?.reply) bound.cnode(r.reply as Element);
         }
-        for (const st of sentByBinding) session.output.deliver(st, session);
+        for (const el of sentByBinding) {
+          if (isStanza(el)) session.output.deliver(el, session);
+          else session.output.deliverNonza?.(el, session); // a nonza is not counted
+        }
         return { reply: bound };
       },
     });

@@ -29,7 +29,7 @@ export interface InlineFeature {
   readonly ns: string;
   /** The request element's name. */
   readonly name: string;
-  /** Lower runs first (a resumption comes before binding). Default 0. */
+  /** Lower runs (and is advertised) first: a resumption before binding. Default 0; ties go by namespace. */
   readonly order?: number;
   /** What goes into the advertised `<inline/>`, if anything. */
   advertise?(origin: Session): Element | undefined;
@@ -40,7 +40,8 @@ export class InlineRegistry {
   private features: InlineFeature[] = [];
 
   use(module: ModuleApi, feature: InlineFeature): void {
-    this.features = [...this.features, feature].sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+    // a fixed order, whatever order the modules load in
+    this.features = [...this.features, feature].sort((a, b) => (a.order ?? 0) - (b.order ?? 0) || (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
     module.onUnload(() => {
       this.features = this.features.filter((f) => f !== feature);
     });

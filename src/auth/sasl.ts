@@ -48,11 +48,13 @@ export class SaslService {
   private readonly exchanges = new WeakMap<Session, Exchange>();
   private readonly busy = new WeakSet<Session>();
   private readonly failedOn = new WeakMap<Session, number>();
-  private readonly failures = new FailureTracker();
+  /** One throttle for the whole server: an address guessing on several hosts counts once. */
+  private readonly failures: FailureTracker;
   readonly accounts: Accounts;
 
   constructor(private readonly module: ModuleApi) {
     this.accounts = new Accounts(module.hostView);
+    this.failures = module.shared("sasl: failed authentications", () => new FailureTracker());
   }
 
   /** Authentication is allowed here: over TLS, or where encryption is not required. */

@@ -70,10 +70,11 @@ export default defineModule(
       FEATURE_ORDER.sasl2,
     );
 
+    // before authentication (the exchange), and after it (policy-violation)
     for (const name of ["authenticate", "response", "abort"]) {
-      module.hook(`stanza/${NS_SASL2}:${name}`, ({ origin, stanza }: { origin: Session | undefined; stanza: Element }) =>
-        origin ? sasl.handle(origin, stanza, profile) : undefined,
-      );
+      const handle = ({ origin, stanza }: { origin: Session | undefined; stanza: Element }) => (origin ? sasl.handle(origin, stanza, profile) : undefined);
+      module.hook(`stanza-unauthenticated/${NS_SASL2}:${name}`, handle);
+      module.hook(`stanza/${NS_SASL2}:${name}`, handle);
     }
   },
   { dependencies: ["saslauth"] },

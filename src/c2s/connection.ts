@@ -11,7 +11,7 @@ import type { Logger } from "../core/logger.js";
 import type { Server } from "../core/server.js";
 import { NS_STREAMS, type Session, type SessionSink, type StreamControl } from "../core/session.js";
 import { parseJid } from "../xmpp/jid.js";
-import { NS_CLIENT } from "../xmpp/stanza.js";
+import { isStanza, NS_CLIENT } from "../xmpp/stanza.js";
 import { Liveness } from "./liveness.js";
 import type { C2sSettings, C2sTransport } from "./transport.js";
 import { parseFrame, XmlFrameError, XmlStreamParser } from "./xml-stream.js";
@@ -19,11 +19,6 @@ import { parseFrame, XmlFrameError, XmlStreamParser } from "./xml-stream.js";
 export const NS_STREAM = "http://etherx.jabber.org/streams";
 export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
 export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
-
-function isStanza(el: Element): boolean {
-  const ns = el.attrs.xmlns as string | undefined;
-  return (el.name === "message" || el.name === "presence" || el.name === "iq") && (ns === undefined || ns === NS_CLIENT);
-}
 
 export type { C2sSettings, C2sTransport };
 
@@ -109,6 +104,7 @@ export class C2sConnection implements SessionSink {
       streamError: (condition, text) => this.streamError(condition, text),
       carry: (session) => {
         this.session = session;
+        session.stream = this.control; // what authenticates here now answers on this stream
       },
     };
   }
@@ -246,8 +242,12 @@ export class C2sConnection implements SessionSink {
     }
     if (el.attrs.xmlns === NS_TLS && el.name === "starttls") return void this.startTls();
     if (!this.authenticated) {
-      // only what authenticates (the modules' SASL elements); a stanza is not processed
-      if (isStanza(el) || !session.receive(el)) this.streamError("not-authorized", "authenticate first");
+      // Only what authenticates, and only modules that expect an unauthenticated stream
+      // see it: `stanza-unauthenticated/<ns>:<name>` (the SASL modules hook theirs), never the
+      // router's `stanza/…` events. A stanza is not processed.
+      const ns = (el.attrs.xmlns as string | undefined) ?? NS_CLIENT;
+      const handled = !isStanza(el) && this.host!.events.fire(`stanza-unauthenticated/${ns}:${el.name}`, { origin: session, stanza: el });
+      if (handled === false || handled === undefined) this.streamError("not-authorized", "authenticate first");
       return;
     }
     if (!session.jid && isStanza(el)) {

@@ -17,6 +17,8 @@ export interface EventPayloads {
   [pre: `pre-${StanzaKind}/${string}`]: StanzaEvent;
   [iq: `iq-${string}`]: StanzaEvent;
   [element: `stanza/${string}`]: StanzaEvent;
+  /** A top-level element of a stream that has not authenticated yet (what authenticates it). */
+  [unauthenticated: `stanza-unauthenticated/${string}`]: StanzaEvent;
 
   "resource-bind": { session: Session };
   "pre-resource-unbind": { session: Session; error: string | undefined };

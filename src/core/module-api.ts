@@ -23,6 +23,9 @@ import { checkCronExpression, DAILY, ScheduledJob } from "./scheduler.js";
 import type { StoreKind, StoreOf } from "../storage/types.js";
 import type { FilterDirection, Session, StanzaFilter } from "./session.js";
 
+/** module.shared(): per server, by key. */
+const sharedValues = new WeakMap<object, Map<string, unknown>>();
+
 export class LoadedModule implements ModuleApi {
   readonly log: Logger;
   readonly hooks: [string, Handler][] = [];
@@ -138,6 +141,16 @@ export class LoadedModule implements ModuleApi {
 
   servedDomains(): readonly string[] {
     return [...this.hostObject.server.hosts.keys()];
+  }
+
+  shared<T>(key: string, create: () => T): T {
+    let values = sharedValues.get(this.hostObject.server);
+    if (!values) {
+      values = new Map();
+      sharedValues.set(this.hostObject.server, values);
+    }
+    if (!values.has(key)) values.set(key, create());
+    return values.get(key) as T;
   }
 
   transaction<T>(fn: () => T): T {

@@ -123,6 +123,12 @@ export interface ModuleApi {
   hostViewOf(domain: string): HostView | undefined;
   /** The domains this server serves, as configured. */
   servedDomains(): readonly string[];
+  /**
+   * One value per server for `key`, made by `create` the first time any host's
+   * module asks (Prosody's module:shared): state that spans hosts, such as a
+   * throttle per client address.
+   */
+  shared<T>(key: string, create: () => T): T;
   /** Runs `fn` in one storage transaction (nested calls join the outer one). */
   transaction<T>(fn: () => T): T;
   /**

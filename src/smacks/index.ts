@@ -167,6 +167,7 @@ export default defineModule(
     bind2Inline(module).use(module, {
       ns: NS_SM,
       name: "enable",
+      order: -1, // advertised before carbons', as it always was
       advertise: () => xml("feature", { var: NS_SM }),
       handle({ session, request }) {
         let reply: Element | undefined;

@@ -107,6 +107,12 @@ export function errorReplyFrom(stanza: Element, err: StanzaError): Element {
 }
 
 /** `<iq type='result'/>` answering `iq`, optionally with a payload. */
+/** A stanza (RFC 6120 §8): message, presence or iq in jabber:client; anything else is a nonza. */
+export function isStanza(el: Element): boolean {
+  const ns = el.attrs.xmlns as string | undefined;
+  return (el.name === "message" || el.name === "presence" || el.name === "iq") && (ns === undefined || ns === NS_CLIENT);
+}
+
 export function iqResult(iq: Element, payload?: Element): Element {
   const reply = replyShell(iq, "result");
   if (payload) reply.cnode(payload);
