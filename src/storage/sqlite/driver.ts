@@ -71,7 +71,7 @@ export class SqliteDriver implements StorageDriver, RowBackend {
       // first, so that the pragmas and the schema wait for another process opening the same file
       this.db.pragma("busy_timeout = 5000");
       if (!opts.readonly) {
-        this.db.pragma("journal_mode = WAL");
+        this.enterWal();
         this.db.pragma(`synchronous = ${opts.synchronous ?? "full"}`);
       }
       if (!opts.readonly) this.createSchema();
@@ -84,6 +84,25 @@ export class SqliteDriver implements StorageDriver, RowBackend {
       });
     }
     this.tx = this.db.transaction((fn: () => unknown) => fn());
+  }
+
+  /**
+   * PRAGMA journal_mode = WAL needs the file to itself for a moment; while
+   * another process opening the same new file holds it, SQLite answers
+   * SQLITE_BUSY at once, without asking the busy handler. So: again, every
+   * 20 ms, for as long as busy_timeout would have waited.
+   */
+  private enterWal(): void {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        this.db.pragma("journal_mode = WAL");
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== "SQLITE_BUSY" || Date.now() > deadline) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
+    }
   }
 
   private createSchema(): void {
