@@ -6,10 +6,10 @@
 import type { Element } from "@xmpp/xml";
 import { bind2Inline } from "../auth/inline.js";
 import { defineModule } from "../core/module.js";
-import { META_ARCHIVE_HOST, META_ARCHIVE_ID, META_ARCHIVE_POS, META_ARCHIVE_USER, META_SENT_ARCHIVE, NS_SID } from "../mam/index.js";
+import { markArchived, NS_SID, sentArchiveOf } from "../mam/index.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import { type Session, SessionSlot } from "../core/session.js";
-import { cloneStanza, copyMeta, getMeta, iqResult, NS_CLIENT, removeChildren, setMeta, xml } from "../xmpp/stanza.js";
+import { cloneStanza, copyMeta, iqResult, NS_CLIENT, removeChildren, xml } from "../xmpp/stanza.js";
 
 export const NS_CARBONS = "urn:xmpp:carbons:2";
 const NS_FORWARD = "urn:xmpp:forward:0";
@@ -112,17 +112,14 @@ export default defineModule("carbons", (module) => {
     }
     const sessions = host.sessionsOf(origin.jid.local!);
     if (!sessions) return undefined;
-    const sent = getMeta<{ id: string; pos: number; user: string }>(stanza, META_SENT_ARCHIVE);
+    const sent = sentArchiveOf(stanza);
     const to = stanza.attrs.to as string | undefined;
     for (const s of sessions.values()) {
       // not to the sender, and not to the resource the message is addressed to
       if (s === origin || !carbonsEnabled(s) || s.jid!.full === to) continue;
       const copy = wrap("sent", stanza, s, origin.jid.bare, sent?.id);
       if (sent) {
-        setMeta(copy, META_ARCHIVE_ID, sent.id);
-        setMeta(copy, META_ARCHIVE_POS, sent.pos);
-        setMeta(copy, META_ARCHIVE_USER, sent.user);
-        setMeta(copy, META_ARCHIVE_HOST, host.name);
+        markArchived(copy, { user: sent.user, host: host.name, id: sent.id, pos: sent.pos, prev: undefined });
       }
       s.send(copy);
     }

@@ -11,11 +11,9 @@ import type { Session } from "../core/session.js";
 import { bareOf, localOf } from "../xmpp/jid.js";
 import {
   cloneStanza,
-  getMeta,
   iqResult,
   NS_CLIENT,
   removeChildren,
-  setMeta,
   StanzaError,
   xml,
 } from "../xmpp/stanza.js";
@@ -24,12 +22,9 @@ import {
   type ArchiveMessageAdded,
   type ArchiveQueryEvent,
   type ArchiveShouldStore,
-  META_ARCHIVE_HOST,
-  META_ARCHIVE_ID,
-  META_ARCHIVE_POS,
-  META_ARCHIVE_PREV,
-  META_ARCHIVE_USER,
-  META_SENT_ARCHIVE,
+  archivedOf,
+  markArchived,
+  markSentArchived,
 } from "./events.js";
 import { findPage, type Page } from "./find.js";
 import { isUnfiltered, NS_MAM, parseQuery } from "./query.js";
@@ -172,11 +167,7 @@ export default defineModule(
       const ref = archiveFor(user, stanza, from, origin, "incoming");
       if (ref) {
         stanza.c("stanza-id", { xmlns: NS_SID, by: userBare, id: ref.id });
-        setMeta(stanza, META_ARCHIVE_ID, ref.id);
-        setMeta(stanza, META_ARCHIVE_POS, ref.pos);
-        setMeta(stanza, META_ARCHIVE_USER, user);
-        setMeta(stanza, META_ARCHIVE_HOST, host.name);
-        setMeta(stanza, META_ARCHIVE_PREV, ref.prev); // always, so a stanza archived twice never keeps a stale one
+        markArchived(stanza, { user, host: host.name, id: ref.id, pos: ref.pos, prev: ref.prev });
       }
       return undefined;
     };
@@ -196,7 +187,7 @@ export default defineModule(
       if (!origin || user === undefined || to === undefined || data.to_self) return undefined;
       if (bareOf(to) === origin.jid!.bare) return undefined;
       const ref = archiveFor(user, stanza, to, origin, "outgoing");
-      if (ref) setMeta(stanza, META_SENT_ARCHIVE, { id: ref.id, pos: ref.pos, user });
+      if (ref) markSentArchived(stanza, { id: ref.id, pos: ref.pos, user });
       return undefined;
     };
     module.hook("pre-message/bare", onOutgoing, 0);
@@ -206,7 +197,7 @@ export default defineModule(
     // Nobody online: the message is in the archive, so it is kept, not bounced.
     module.hook(
       "message/offline/handle",
-      ({ stanza }: StanzaEvent) => (getMeta(stanza, META_ARCHIVE_ID) !== undefined ? true : undefined),
+      ({ stanza }: StanzaEvent) => (archivedOf(stanza) !== undefined ? true : undefined),
       -1,
     );
 

@@ -8,10 +8,9 @@ import type { Element } from "@xmpp/xml";
 import { HostError } from "../core/errors.js";
 import { defineModule } from "../core/module.js";
 import { DAILY } from "../core/scheduler.js";
-import { type ArchiveMessageAdded, type ArchiveQueryEvent, MAM_OPTIONS, META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_PREV, META_ARCHIVE_USER } from "../mam/index.js";
+import { type ArchiveMessageAdded, type ArchiveQueryEvent, archivedOf, MAM_OPTIONS } from "../mam/index.js";
 import { addCheckpoint, smState, watchDelivery } from "../smacks/index.js";
 import { isClientId, type Session } from "../core/session.js";
-import { getMeta } from "../xmpp/stanza.js";
 import { IntervalSet } from "./intervals.js";
 import { cleanupSweep, type CleanupOptions, type CleanupReport } from "./cleanup.js";
 import { Tracker } from "./tracking.js";
@@ -82,10 +81,11 @@ export default defineModule(
       identities.set(session, t);
       tracker.seen(t.user, t.client, module.clock.now());
       watchDelivery(session, (stanza: Element) => {
-        const pos = getMeta<number>(stanza, META_ARCHIVE_POS);
+        const a = archivedOf(stanza);
         // an archive position of this user's archive on this host, nobody else's
-        if (pos === undefined || getMeta(stanza, META_ARCHIVE_USER) !== t.user || getMeta(stanza, META_ARCHIVE_HOST) !== host.name) return undefined;
-        const from = runStart(pos, getMeta<number>(stanza, META_ARCHIVE_PREV));
+        if (a === undefined || a.user !== t.user || a.host !== host.name) return undefined;
+        const { pos } = a;
+        const from = runStart(pos, a.prev);
         // runs once the client acknowledged this stanza
         return () => tracker.delivered(t.user, t.client, from, pos, module.clock.now());
       });

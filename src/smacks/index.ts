@@ -4,10 +4,10 @@
 import type { Element } from "@xmpp/xml";
 import { randomBytes } from "node:crypto";
 import { defineModule } from "../core/module.js";
-import { META_ARCHIVE_USER } from "../mam/index.js";
+import { archivedOf } from "../mam/index.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import type { Session, StanzaFilter } from "../core/session.js";
-import { errorReply, getMeta, NS_CLIENT, NS_STANZAS, xml } from "../xmpp/stanza.js";
+import { errorReply, NS_CLIENT, NS_STANZAS, xml } from "../xmpp/stanza.js";
 import { H_MOD, SmQueue } from "./queue.js";
 import { failed, NS_SM, SmSink, smElement, STATE, type State } from "./state.js";
 
@@ -327,7 +327,7 @@ export default defineModule(
       if (type === "error" || type === "result" || stanza.attrs.from === session.jid?.full) return;
       if (stanza.name === "message") {
         if (type === "groupchat" || type === "headline") return;
-        if (getMeta(stanza, META_ARCHIVE_USER) === session.jid?.local) return;
+        if (archivedOf(stanza)?.user === session.jid?.local) return;
         const bounce = errorReply(stanza, "wait", "recipient-unavailable", "the recipient's connection was lost");
         module.send(bounce);
       } else if (stanza.name === "iq") {

@@ -6,8 +6,8 @@ import { afterEach, expect, it } from "vitest";
 import type { Host } from "../../src/core/host.js";
 import { defineModule } from "../../src/core/module.js";
 import { createTestServer, FakeClient, type TestServer } from "../../src/testing/index.js";
-import { META_ARCHIVE_HOST, META_ARCHIVE_POS, META_ARCHIVE_USER } from "../../src/mam/index.js";
-import { setMeta, xml } from "../../src/xmpp/stanza.js";
+import { markArchived } from "../../src/mam/index.js";
+import { xml } from "../../src/xmpp/stanza.js";
 
 const PHONE = "11111111-1111-4111-8111-111111111111";
 const LAPTOP = "22222222-2222-4222-8222-222222222222";
@@ -98,9 +98,7 @@ it("credits only archive positions of the user's archive on this host", async ()
   const m1 = t.host().openStore("archive", "archive").find("bob").items[0]!;
   // a forwarding module hands the phone a stanza carrying the archive data of bob@elsewhere
   const forwarded = xml("message", { to: "bob@localhost/phone", from: "localhost", type: "chat" }, xml("body", {}, "from elsewhere"));
-  setMeta(forwarded, META_ARCHIVE_USER, "bob");
-  setMeta(forwarded, META_ARCHIVE_POS, m1.pos);
-  setMeta(forwarded, META_ARCHIVE_HOST, "elsewhere.example");
+  markArchived(forwarded, { user: "bob", host: "elsewhere.example", id: m1.id, pos: m1.pos, prev: undefined });
   phone.session!.send(forwarded);
   phone.ack();
   await t.runScheduled("smart retention cleanup");
