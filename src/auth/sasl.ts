@@ -13,6 +13,7 @@ import { FailureTracker } from "./failures.js";
 import { SCRAM_MECHANISMS, ScramServer, type ScramStep } from "./scram.js";
 
 export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+export const NS_SASL2 = "urn:xmpp:sasl:2";
 /** Failed SASL attempts allowed after the first on one stream (RFC 6120 §6.4.5: 2 to 5). */
 export const DEFAULT_SASL_RETRIES = 3;
 
@@ -233,6 +234,20 @@ function decodeBase64(b64: string): string | undefined {
   const message = Buffer.from(t, "base64").toString("utf8");
   if (t !== "" && Buffer.from(message, "utf8").toString("base64").replace(/=+$/, "") !== t.replace(/=+$/, "")) return undefined;
   return message;
+}
+
+type SaslElementHandler = (data: { origin: Session | undefined; stanza: Element }) => unknown;
+
+/**
+ * Hooks `handler` on the elements `names` of namespace `ns`, both before
+ * authentication (`stanza-unauthenticated/…`, the exchange) and after it
+ * (`stanza/…`, where the service answers policy-violation).
+ */
+export function hookSaslElements(module: ModuleApi, ns: string, names: readonly string[], handler: SaslElementHandler, priority = 0): void {
+  for (const name of names) {
+    module.hook(`stanza-unauthenticated/${ns}:${name}`, handler, priority);
+    module.hook(`stanza/${ns}:${name}`, handler, priority);
+  }
 }
 
 /** The SASL service of each host's saslauth (sasl2 uses the same: one retry count, one throttle). */

@@ -9,9 +9,9 @@ import { defineModule } from "../core/module.js";
 import { isClientId, type Session } from "../core/session.js";
 import { xml } from "../xmpp/stanza.js";
 import { FEATURE_ORDER, type InlineResult, sasl2Inline } from "./inline.js";
-import { type SaslProfile, saslServiceOf } from "./sasl.js";
+import { hookSaslElements, NS_SASL2, type SaslProfile, saslServiceOf } from "./sasl.js";
 
-export const NS_SASL2 = "urn:xmpp:sasl:2";
+export { NS_SASL2 } from "./sasl.js";
 
 export default defineModule(
   "sasl2",
@@ -70,12 +70,7 @@ export default defineModule(
       FEATURE_ORDER.sasl2,
     );
 
-    // before authentication (the exchange), and after it (policy-violation)
-    for (const name of ["authenticate", "response", "abort"]) {
-      const handle = ({ origin, stanza }: { origin: Session | undefined; stanza: Element }) => (origin ? sasl.handle(origin, stanza, profile) : undefined);
-      module.hook(`stanza-unauthenticated/${NS_SASL2}:${name}`, handle);
-      module.hook(`stanza/${NS_SASL2}:${name}`, handle);
-    }
+    hookSaslElements(module, NS_SASL2, ["authenticate", "response", "abort"], ({ origin, stanza }) => (origin ? sasl.handle(origin, stanza, profile) : undefined));
   },
   { dependencies: ["saslauth"] },
 );

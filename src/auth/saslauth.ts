@@ -7,10 +7,9 @@ import { defineModule } from "../core/module.js";
 import type { Session, StreamControl } from "../core/session.js";
 import { errorReply, iqResult, xml } from "../xmpp/stanza.js";
 import { FEATURE_ORDER } from "./inline.js";
-import { NS_SASL, type SaslProfile, saslServiceOf } from "./sasl.js";
+import { hookSaslElements, NS_SASL, NS_SASL2, type SaslProfile, saslServiceOf } from "./sasl.js";
 
 export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
-const NS_SASL2 = "urn:xmpp:sasl:2";
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 
 
@@ -50,26 +49,18 @@ export default defineModule("saslauth", (module) => {
     FEATURE_ORDER.saslauth,
   );
 
-  // before authentication (the exchange), and after it (policy-violation)
-  for (const name of ["auth", "response", "abort"]) {
-    const handle = ({ origin, stanza }: { origin: Session | undefined; stanza: Element }) => (origin ? sasl.handle(origin, stanza, profile) : undefined);
-    module.hook(`stanza-unauthenticated/${NS_SASL}:${name}`, handle);
-    module.hook(`stanza/${NS_SASL}:${name}`, handle);
-  }
+  hookSaslElements(module, NS_SASL, ["auth", "response", "abort"], ({ origin, stanza }) => (origin ? sasl.handle(origin, stanza, profile) : undefined));
 
   // SASL2 elements where sasl2 is not loaded (its handlers come first where it is):
   // no authentication is available that way; an abort is answered all the same
-  for (const name of ["authenticate", "response", "abort"]) {
-    const refuse = ({ origin }: { origin: Session | undefined }) => {
-      const stream = origin?.stream;
-      if (!stream) return undefined;
-      if (name === "abort") stream.writeTogether([xml("failure", { xmlns: NS_SASL2 }, xml("aborted", { xmlns: NS_SASL }))]);
-      else stream.streamError("policy-violation", "authentication is not available now");
-      return true;
-    };
-    module.hook(`stanza-unauthenticated/${NS_SASL2}:${name}`, refuse, -10);
-    module.hook(`stanza/${NS_SASL2}:${name}`, refuse, -10);
-  }
+  const refuse: Parameters<typeof hookSaslElements>[3] = ({ origin, stanza }) => {
+    const stream = origin?.stream;
+    if (!stream) return undefined;
+    if (stanza.name === "abort") stream.writeTogether([xml("failure", { xmlns: NS_SASL2 }, xml("aborted", { xmlns: NS_SASL }))]);
+    else stream.streamError("policy-violation", "authentication is not available now");
+    return true;
+  };
+  hookSaslElements(module, NS_SASL2, ["authenticate", "response", "abort"], refuse, -10);
 
   // Stanzas of an authenticated stream before binding: the bind request and the
   // RFC 3921 session no-op (anything else is the connection's not-authorized).

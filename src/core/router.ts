@@ -12,7 +12,7 @@ import type { Server } from "./server.js";
 import { reply, type StanzaEvent } from "./delivery.js";
 import { JidError, parseJid } from "../xmpp/jid.js";
 import type { Session } from "./session.js";
-import { errorReply, errorReplyFrom, isStanzaError, NS_CLIENT } from "../xmpp/stanza.js";
+import { errorReply, errorReplyFrom, isStanza, isStanzaError, NS_CLIENT } from "../xmpp/stanza.js";
 
 type ToType = "bare" | "full" | "host";
 const KINDS = ["message", "presence", "iq"] as const;
@@ -44,7 +44,7 @@ export class Router {
     const host = session.host as Host;
     const name = stanza.name;
     const ns = stanza.attrs.xmlns as string | undefined;
-    if ((name !== "message" && name !== "presence" && name !== "iq") || (ns !== undefined && ns !== NS_CLIENT)) {
+    if (!isStanza(stanza)) {
       const ret = host.events.fire(`stanza/${ns ?? NS_CLIENT}:${name}`, { origin: session, stanza });
       if (ret === undefined) {
         session.log.debug({ element: name, xmlns: ns }, "unhandled top-level element");
