@@ -11,8 +11,8 @@ import { deriveKeys, safeEqual, type ScramCredentials, type ScramHash } from "./
 
 export const DEFAULT_ITERATIONS = 10000;
 
-/** Per host: does every account have SCRAM-SHA-256 keys? (undefined: not looked yet) */
-const sha256Everywhere = new WeakMap<HostView, boolean>();
+/** Per host: does every account have SCRAM-SHA-256 keys? (a promise while it is being looked up) */
+const sha256Everywhere = new WeakMap<HostView, boolean | Promise<boolean>>();
 
 export class Accounts {
   readonly store: KeyValueStore;
@@ -26,41 +26,66 @@ export class Accounts {
    * client names its account, and an account Prosody 0.12 created has SHA-1
    * keys only, so SHA-256 is offered only once every account has its keys
    * (accounts get them when made or when their password is set by mamkit, or at
-   * a PLAIN login). Looked up once per host, again after a change.
+   * a PLAIN login). Looked up once per host (`lookUpSha256`, at load), again
+   * after a change; while it is being looked up, the answer is no.
    */
   sha256ForAll(): boolean {
-    let all = sha256Everywhere.get(this.host);
-    if (all === undefined) {
-      all = this.users().every((u) => this.credentials(u, "sha256") !== undefined);
-      sha256Everywhere.set(this.host, all);
-    }
-    return all;
+    const all = sha256Everywhere.get(this.host);
+    if (all === undefined) void this.lookUpSha256();
+    return all === true;
   }
 
-  exists(user: string): boolean {
-    return this.store.get(user) !== undefined;
+  /** Looks up whether every account has SCRAM-SHA-256 keys (see sha256ForAll). */
+  lookUpSha256(): Promise<boolean> {
+    const known = sha256Everywhere.get(this.host);
+    if (known !== undefined) return Promise.resolve(known);
+    const lookup = (async () => {
+      for (const u of await this.users()) if ((await this.credentials(u, "sha256")) === undefined) return false;
+      return true;
+    })().then(
+      (all) => {
+        if (sha256Everywhere.get(this.host) === lookup) sha256Everywhere.set(this.host, all);
+        return all;
+      },
+      () => {
+        if (sha256Everywhere.get(this.host) === lookup) sha256Everywhere.delete(this.host);
+        return false;
+      },
+    );
+    sha256Everywhere.set(this.host, lookup);
+    return lookup;
   }
 
-  users(): string[] {
+  private changed(): void {
+    sha256Everywhere.delete(this.host);
+    void this.lookUpSha256();
+  }
+
+  async exists(user: string): Promise<boolean> {
+    return (await this.store.get(user)) !== undefined;
+  }
+
+  users(): Promise<string[]> {
     return this.store.users();
   }
 
-  /** Creates an account; false if it exists already. */
+  /** Creates an account; false if it exists already. Resolves once it is durable. */
   async create(user: string, password: string): Promise<boolean> {
-    if (this.exists(user)) return false;
+    if (await this.exists(user)) return false;
     await this.setPassword(user, password, true);
     return true;
   }
 
+  /** Sets the password; resolves once the new keys are durable. */
   async setPassword(user: string, password: string, creating = false): Promise<void> {
-    if (!creating && !this.exists(user)) throw new Error(`no account ${user}@${this.host.name}`);
+    if (!creating && !(await this.exists(user))) throw new Error(`no account ${user}@${this.host.name}`);
     const salt = randomUUID();
     const iterations = DEFAULT_ITERATIONS;
     const [k1, k256] = await Promise.all([
       deriveKeys(password, salt, iterations, "sha1"),
       deriveKeys(password, salt, iterations, "sha256"),
     ]);
-    this.store.set(user, {
+    await this.store.set(user, {
       salt,
       iteration_count: iterations,
       stored_key: k1.storedKey.toString("hex"),
@@ -68,11 +93,12 @@ export class Accounts {
       stored_key_sha256: k256.storedKey.toString("hex"),
       server_key_sha256: k256.serverKey.toString("hex"),
     });
-    sha256Everywhere.delete(this.host);
+    await this.host.durable();
+    this.changed();
   }
 
-  credentials(user: string, hash: ScramHash): ScramCredentials | undefined {
-    const a = this.store.get(user);
+  async credentials(user: string, hash: ScramHash): Promise<ScramCredentials | undefined> {
+    const a = await this.store.get(user);
     if (!a) return undefined;
     const suffix = hash === "sha1" ? "" : "_sha256";
     const stored = a[`stored_key${suffix}`];
@@ -90,19 +116,20 @@ export class Accounts {
 
   /** Checks a password (PLAIN); fills in missing SCRAM-SHA-256 keys on success. */
   async verify(user: string, password: string): Promise<boolean> {
-    const c = this.credentials(user, "sha1");
+    const c = await this.credentials(user, "sha1");
     if (!c) return false;
     const k = await deriveKeys(password, c.salt, c.iterations, "sha1");
     if (!safeEqual(k.storedKey, c.storedKey)) return false;
-    if (!this.credentials(user, "sha256")) {
+    if (!(await this.credentials(user, "sha256"))) {
       const k256 = await deriveKeys(password, c.salt, c.iterations, "sha256");
-      const a = this.store.get(user)!;
-      this.store.set(user, {
+      const a = await this.store.get(user);
+      if (a === undefined) return false; // deleted meanwhile
+      await this.store.set(user, {
         ...a,
         stored_key_sha256: k256.storedKey.toString("hex"),
         server_key_sha256: k256.serverKey.toString("hex"),
       });
-      sha256Everywhere.delete(this.host);
+      this.changed();
     }
     return true;
   }
@@ -111,5 +138,6 @@ export class Accounts {
 /** The account provider (Prosody's mod_auth_internal_hashed): answers `user-exists`. */
 export default defineModule("auth_internal_hashed", (module) => {
   const accounts = new Accounts(module.hostView);
+  void accounts.lookUpSha256();
   module.hook("user-exists", ({ username }: { username: string }) => accounts.exists(username));
 });

@@ -130,7 +130,7 @@ export class SaslService {
     if (hash) {
       ex.scram = new ScramServer(hash, (user) => {
         const local = this.nodeprep(user);
-        return local === undefined ? undefined : this.accounts.credentials(local, hash);
+        return local === undefined ? Promise.resolve(undefined) : this.accounts.credentials(local, hash);
       });
     }
     this.exchanges.set(session, ex);
@@ -160,7 +160,8 @@ export class SaslService {
       return;
     }
     if (ex.scram) {
-      const step: ScramStep = ex.scram.step(message);
+      const step: ScramStep = await ex.scram.step(message);
+      if (stream.closed) return;
       if (step.kind === "challenge") this.challenge(stream, ex.profile, Buffer.from(step.data).toString("base64"));
       else if (step.kind === "failure") await this.failed(session, stream, ex, step.condition, step.text, ex.scram.user);
       else await this.succeeded(session, stream, ex, step.username, Buffer.from(step.data).toString("base64"));
@@ -215,7 +216,7 @@ export class SaslService {
   }
 
   private async succeeded(session: Session, stream: StreamControl, ex: Exchange, user: string, additional: string | undefined): Promise<void> {
-    if (!this.module.hostView.userExists(user)) {
+    if (!(await this.module.hostView.userExists(user))) {
       await this.failed(session, stream, ex, "not-authorized", undefined, user);
       return;
     }

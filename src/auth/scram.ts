@@ -64,16 +64,16 @@ export class ScramServer {
 
   constructor(
     readonly hash: ScramHash,
-    private readonly lookup: (username: string) => ScramCredentials | undefined,
+    private readonly lookup: (username: string) => Promise<ScramCredentials | undefined>,
   ) {}
 
-  step(message: string): ScramStep {
+  async step(message: string): Promise<ScramStep> {
     if (this.state === "first") return this.first(message);
     if (this.state === "final") return this.final(message);
     return { kind: "failure", condition: "malformed-request", text: "exchange already finished" };
   }
 
-  private first(msg: string): ScramStep {
+  private async first(msg: string): Promise<ScramStep> {
     // gs2-header: "n,," or "y,," (no channel binding here); "p=" is refused
     const m = /^([ny]),(a=[^,]*)?,(n=([^,]*),r=([^,]+)(,.*)?)$/.exec(msg);
     if (!m) {
@@ -88,7 +88,7 @@ export class ScramServer {
     this.gs2 = `${m[1]},${m[2] ?? ""},`;
     this.clientFirstBare = m[3]!;
     this.username = name;
-    this.creds = this.lookup(name);
+    this.creds = await this.lookup(name);
     // an unknown user gets a plausible challenge all the same
     const salt = this.creds?.salt ?? createHash("sha256").update(`mamkit-unknown-user:${name}`).digest("hex").slice(0, 36);
     const iterations = this.creds?.iterations ?? 10000;

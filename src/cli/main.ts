@@ -77,14 +77,14 @@ async function serve(path: string): Promise<number> {
   try {
     listening = await listen(server);
   } catch (err) {
-    server.stop();
+    await server.stop();
     throw err;
   }
   return new Promise((resolve) => {
     const stop = async (signal: string) => {
       server.log.info({ signal }, "shutting down");
       await listening.close();
-      server.stop();
+      await server.stop();
       resolve(0);
     };
     process.once("SIGINT", () => void stop("SIGINT"));
@@ -114,19 +114,19 @@ async function account(command: "adduser" | "passwd" | "deluser", jidText: strin
     const accounts = new Accounts(host);
     const user = jid.local;
     if (command === "deluser") {
-      if (!accounts.exists(user)) {
+      if (!(await accounts.exists(user))) {
         process.stderr.write(`mamkit deluser: no account ${jid.bare}\n`);
         return 1;
       }
-      host.deleteUser(user);
+      await host.deleteUser(user);
       process.stdout.write(`deleted ${jid.bare} and all its data\n`);
       return 0;
     }
-    if (command === "adduser" && accounts.exists(user)) {
+    if (command === "adduser" && (await accounts.exists(user))) {
       process.stderr.write(`mamkit adduser: ${jid.bare} exists already (use passwd)\n`);
       return 1;
     }
-    if (command === "passwd" && !accounts.exists(user)) {
+    if (command === "passwd" && !(await accounts.exists(user))) {
       process.stderr.write(`mamkit passwd: no account ${jid.bare}\n`);
       return 1;
     }
@@ -140,7 +140,7 @@ async function account(command: "adduser" | "passwd" | "deluser", jidText: strin
     process.stdout.write(`${command === "adduser" ? "created" : "changed the password of"} ${jid.bare}\n`);
     return 0;
   } finally {
-    server.stop();
+    await server.stop();
   }
 }
 
@@ -193,7 +193,7 @@ async function retention(path: string, dryRun: boolean, userJid: string | undefi
     }
     return 0;
   } finally {
-    server.stop();
+    await server.stop();
   }
 }
 
@@ -249,7 +249,7 @@ function parseOptions(argv: string[]) {
 }
 
 /** Loads the config and every module (on throw-away memory storage, timers off), then stops. */
-function check(path: string): number {
+async function check(path: string): Promise<number> {
   const warnings: string[] = [];
   try {
     const config = loadConfigFile(path);
@@ -264,7 +264,7 @@ function check(path: string): number {
     });
     const server = new Server({ config, logger, storage: new MemoryDriver(), timers: false });
     const hosts = [...server.hosts.values()].map((h) => `${h.name} (${[...h.modules.keys()].join(", ") || "no modules"})`);
-    server.stop();
+    await server.stop();
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`${path}: OK — hosts: ${hosts.join("; ")}\n`);
     return 0;

@@ -11,6 +11,7 @@
 // unhandled, chat/normal are bounced with service-unavailable.
 import type { Element } from "@xmpp/xml";
 import type { Host } from "./host.js";
+import { isThenable } from "./events.js";
 import { cloneStanza, copyMeta, errorReply, iqResult } from "../xmpp/stanza.js";
 
 const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
@@ -38,11 +39,13 @@ export function registerCoreHandlers(host: Host): void {
       const child = firstElement(stanza);
       if (!child) return undefined;
       const tag = `${child.getNS() ?? "jabber:client"}:${child.name}`;
-      const ret = ev.fire(`iq/${to}/${tag}`, data);
+      const ret = ev.fireAsync(`iq/${to}/${tag}`, data);
+      const typed = `iq-${type}/${to}/${tag}`;
+      if (isThenable(ret)) return Promise.resolve(ret).then((r) => (r !== undefined ? r : ev.fireAsync(typed, data)));
       if (ret !== undefined) return ret;
-      return ev.fire(`iq-${type}/${to}/${tag}`, data);
+      return ev.fireAsync(typed, data);
     }
-    return ev.fire(`iq-${type}/${to}/${stanza.attrs.id}`, data);
+    return ev.fireAsync(`iq-${type}/${to}/${stanza.attrs.id}`, data);
   };
   ev.on("iq/bare", fanOut("bare"), 0, CORE);
   ev.on("iq/self", fanOut("self"), 0, CORE);
@@ -102,13 +105,11 @@ export function registerCoreHandlers(host: Host): void {
       origin.available = true;
       const p = Number.parseInt(stanza.getChildText("priority") ?? "0", 10);
       origin.priority = Number.isFinite(p) ? Math.max(-128, Math.min(127, p)) : 0;
-      host.events.fire("presence-available", { session: origin, stanza });
-      return true;
+      return handled(host.events.fireAsync("presence-available", { session: origin, stanza }));
     }
     if (t === "unavailable") {
       origin.available = false;
-      host.events.fire("presence-unavailable", { session: origin, stanza });
-      return true;
+      return handled(host.events.fireAsync("presence-unavailable", { session: origin, stanza }));
     }
     return undefined;
   }, -1, CORE);
@@ -125,6 +126,11 @@ export function registerCoreHandlers(host: Host): void {
     if (sessions) sendToAll(sessions.values(), stanza, (s) => s.available);
     return true;
   }, -1, CORE);
+}
+
+/** The stanza is handled, once the event's (maybe asynchronous) handlers are done. */
+function handled(r: unknown): true | Promise<true> {
+  return isThenable(r) ? Promise.resolve(r).then(() => true as const) : true;
 }
 
 function deliverToBare(host: Host, data: StanzaEvent): void {

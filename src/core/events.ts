@@ -90,6 +90,40 @@ export class EventBus {
     return undefined;
   }
 
+  /**
+   * Like `fire`, for handlers that may be asynchronous (Prosody runs stanza
+   * handlers in a thread that can wait for storage): a handler's promise is
+   * awaited, and what it resolves to counts as its return value (`undefined`:
+   * the next handler runs). Returns the value at once while every handler
+   * answered synchronously, else a promise of it; never rejects (a failure is
+   * a `HandlerFailure`).
+   */
+  fireAsync(event: string, data?: unknown): unknown {
+    const list = this.handlers.get(event);
+    if (list === undefined) return undefined;
+    return this.runFrom(list, 0, event, data);
+  }
+
+  private runFrom(list: readonly Entry[], start: number, event: string, data: unknown): unknown {
+    for (let i = start; i < list.length; i++) {
+      const entry = list[i]!;
+      let ret: unknown;
+      try {
+        ret = entry.handler(data);
+      } catch (err) {
+        return this.failed(err, event, entry.owner);
+      }
+      if (isThenable(ret)) {
+        return Promise.resolve(ret).then(
+          (v) => (v !== undefined ? v : this.runFrom(list, i + 1, event, data)),
+          (err: unknown) => this.failed(err, event, entry.owner),
+        );
+      }
+      if (ret !== undefined) return ret;
+    }
+    return undefined;
+  }
+
   private failed(err: unknown, event: string, owner: string | undefined): HandlerFailure {
     if (!isExpectedError(err)) {
       this.log.error({ err, event, module: owner }, "error in event handler");

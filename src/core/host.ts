@@ -1,7 +1,7 @@
 // One served domain (Prosody's VirtualHost): its event bus, its modules, its
 // sessions, its disco features. Created and owned by the Server.
 import type { Element } from "@xmpp/xml";
-import { EventBus } from "./events.js";
+import { EventBus, HandlerFailure, isThenable } from "./events.js";
 import { HostError } from "./errors.js";
 import type { HostView, Identity, ModuleDefinition } from "./module.js";
 import { LoadedModule } from "./module-api.js";
@@ -174,16 +174,25 @@ export class Host implements SessionOwner, HostView {
    * Does the account exist? Asks the `user-exists` event ({ username }); with
    * no module answering (no account store loaded), every user of a served host exists.
    */
-  userExists(username: string): boolean {
-    const r = this.events.fire("user-exists", { username });
+  async userExists(username: string): Promise<boolean> {
+    let r = this.events.fireAsync("user-exists", { username });
+    if (isThenable(r)) r = await r;
+    if (r instanceof HandlerFailure) throw r.error;
     return r === undefined ? true : r === true;
   }
 
-  /** Deletes an account's data: fires `user-deleted` ({ username }), then removes all it stored. */
-  deleteUser(username: string): void {
+  /**
+   * Deletes an account's data: fires `user-deleted` ({ username }), then
+   * removes all it stored; resolves once that is durable.
+   */
+  async deleteUser(username: string): Promise<void> {
     for (const s of [...(this.userSessions.get(username)?.values() ?? [])]) s.close("account deleted");
-    this.events.fire("user-deleted", { username });
-    this.server.storage.deleteUser(this.name, username);
+    let r = this.events.fireAsync("user-deleted", { username });
+    if (isThenable(r)) r = await r;
+    if (r instanceof HandlerFailure) throw r.error;
+    const storage = this.server.storage;
+    await storage.deleteUser(this.name, username);
+    await storage.durable();
   }
 
   // ---- sessions -----------------------------------------------------------------
@@ -251,9 +260,17 @@ export class Host implements SessionOwner, HostView {
     return new Session(this, sink, this.log, o);
   }
 
-  /** False for a top-level element that is no stanza and that nothing handled. */
-  receiveFrom(session: Session, stanza: Element): boolean {
+  /** False for a top-level element that is no stanza and that nothing handled (a promise when a handler waits). */
+  receiveFrom(session: Session, stanza: Element): boolean | Promise<boolean> {
     return this.server.router.fromSession(session, stanza);
+  }
+
+  writeMark(): number {
+    return this.server.storage.mark();
+  }
+
+  durable(mark?: number): Promise<void> {
+    return this.server.storage.durable(mark);
   }
 
   detach(session: Session, reason: string | undefined): void {

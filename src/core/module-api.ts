@@ -3,7 +3,7 @@
 // auto-unhook): hooks, timers, scheduled tasks, features, identities, filters.
 import type { Element } from "@xmpp/xml";
 import type { PayloadOf } from "./event-payloads.js";
-import type { Handler } from "./events.js";
+import { type Handler, isThenable } from "./events.js";
 import type { HostView, Identity, ModuleApi, ModuleDefinition, Timer } from "./module.js";
 import type { Host } from "./host.js";
 import type { Logger } from "./logger.js";
@@ -35,7 +35,7 @@ export class LoadedModule implements ModuleApi {
   readonly identities: Identity[] = [];
   readonly sessionFilters: [FilterDirection, StanzaFilter, number][] = [];
   readonly sessionFilterSet: [Session, FilterDirection, StanzaFilter][] = [];
-  readonly unloaders: (() => void)[] = [];
+  readonly unloaders: (() => void | Promise<void>)[] = [];
   /** Modules on this host that declared a dependency on this one. */
   readonly dependents = new Set<string>();
   unloaded = false;
@@ -153,8 +153,16 @@ export class LoadedModule implements ModuleApi {
     return values.get(key) as T;
   }
 
-  transaction<T>(fn: () => T): T {
+  transaction<T>(fn: () => T | Promise<T>): Promise<T> {
     return this.hostObject.server.storage.transaction(fn);
+  }
+
+  durable(mark?: number): Promise<void> {
+    return this.hostObject.server.storage.durable(mark);
+  }
+
+  writeMark(): number {
+    return this.hostObject.server.storage.mark();
   }
 
   bindSession(session: Session, resource: string): void {
@@ -228,7 +236,7 @@ export class LoadedModule implements ModuleApi {
     this.hostObject.server.routeFromHost(this.hostObject, stanza);
   }
 
-  onUnload(fn: () => void): void {
+  onUnload(fn: () => void | Promise<void>): void {
     this.unloaders.push(fn);
   }
 
@@ -237,7 +245,12 @@ export class LoadedModule implements ModuleApi {
     this.unloaded = true;
     for (const fn of this.unloaders.reverse()) {
       try {
-        fn();
+        const r = fn();
+        if (isThenable(r)) {
+          this.hostObject.server.unloading(
+            Promise.resolve(r).catch((err: unknown) => this.log.error({ err }, "error while unloading")),
+          );
+        }
       } catch (err) {
         this.log.error({ err }, "error while unloading");
       }

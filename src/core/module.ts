@@ -50,12 +50,14 @@ export interface Timer {
 export interface HostView {
   readonly name: string;
   /** The account exists (asks the account provider, e.g. internal_hashed). */
-  userExists(user: string): boolean;
+  userExists(user: string): Promise<boolean>;
   /** The user's bound sessions by resource, if any. */
   sessionsOf(user: string): ReadonlyMap<string, Session> | undefined;
   /** The session bound to this full JID, if any. */
   sessionFor(fullJid: string): Session | undefined;
   openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K>;
+  /** Resolves once every write made so far is durable. */
+  durable(): Promise<void>;
 }
 
 export interface ModuleApi {
@@ -115,7 +117,8 @@ export interface ModuleApi {
   /** Routes a stanza from the server (its `from` should be this host or one of its JIDs). */
   send(stanza: Element): void;
 
-  onUnload(fn: () => void): void;
+  /** Runs at unload; a promise returned is waited for before the storage closes. */
+  onUnload(fn: () => void | Promise<void>): void;
 
   /** This host, as modules may use it (accounts, sessions, stores). */
   readonly hostView: HostView;
@@ -129,8 +132,19 @@ export interface ModuleApi {
    * throttle per client address.
    */
   shared<T>(key: string, create: () => T): T;
-  /** Runs `fn` in one storage transaction (nested calls join the outer one). */
-  transaction<T>(fn: () => T): T;
+  /**
+   * Runs `fn` as one storage transaction (nested calls join the outer one);
+   * resolves once its writes are durable. Other writers wait while it runs.
+   */
+  transaction<T>(fn: () => T | Promise<T>): Promise<T>;
+  /**
+   * Resolves once every write made so far is durable (what "durable" means:
+   * the storage's `synchronous`); with a mark from `writeMark()`, rejects if
+   * a write made since may have been lost (a commit failed).
+   */
+  durable(mark?: number): Promise<void>;
+  /** A mark for the writes made from now on (see `durable`). */
+  writeMark(): number;
   /**
    * Binds an authenticated session (as its `authUser`) to `resource` on this
    * host; a session bound to that full JID before is closed (`conflict`).

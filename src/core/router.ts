@@ -30,6 +30,18 @@ const EVENTS = Object.fromEntries(
   ]),
 ) as Record<Kind, { pre: Record<ToType, string>; main: Record<ToType, string>; self: string }>;
 
+/** One stanza on its way through the events. */
+interface Route {
+  originHost: Host;
+  origin: Session | undefined;
+  stanza: Element;
+  data: StanzaEvent;
+  kind: Kind;
+  toType: ToType;
+  domain: string;
+  names: { pre: Record<ToType, string>; main: Record<ToType, string>; self: string };
+}
+
 const IQ_TYPES = new Set(["get", "set", "result", "error"]);
 
 export class Router {
@@ -40,7 +52,7 @@ export class Router {
    * false for a top-level element that is not a stanza and that no module
    * handles (a stream would answer `unsupported-stanza-type`).
    */
-  fromSession(session: Session, stanza: Element): boolean {
+  fromSession(session: Session, stanza: Element): boolean | Promise<boolean> {
     const host = session.host as Host;
     const name = stanza.name;
     const ns = stanza.attrs.xmlns as string | undefined;
@@ -84,17 +96,19 @@ export class Router {
         return true;
       }
     }
-    this.post(host, session, stanza, true);
-    return true;
+    const r = this.post(host, session, stanza, true);
+    return r === undefined ? true : r.then(() => true);
   }
 
   /** A stanza the server itself sends (module.send): no pre- events, `from` defaults to the host. */
   fromHost(host: Host, stanza: Element): void {
     if (stanza.attrs.from === undefined) stanza.attrs.from = host.name;
-    this.post(host, undefined, stanza, false);
+    const r = this.post(host, undefined, stanza, false);
+    r?.catch((err: unknown) => host.log.error({ err }, "error routing a stanza of the server"));
   }
 
-  private post(originHost: Host, origin: Session | undefined, stanza: Element, preevents: boolean): void {
+  /** Routes a stanza: undefined once done, or a promise when a handler is asynchronous. */
+  private post(originHost: Host, origin: Session | undefined, stanza: Element, preevents: boolean): Promise<void> | undefined {
     const kind = stanza.name as Kind;
     const names = EVENTS[kind];
     if (names === undefined) return;
@@ -123,13 +137,23 @@ export class Router {
       }
     }
     const data: StanzaEvent = { origin, stanza, to_self: toSelf };
+    const route: Route = { originHost, origin, stanza, data, kind, toType, domain, names };
     if (preevents) {
-      const r = originHost.events.fire(names.pre[toType], data);
-      if (r !== undefined) {
-        this.settle(originHost, origin, stanza, r);
-        return;
-      }
+      const r = originHost.events.fireAsync(names.pre[toType], data);
+      if (isThenable(r)) return Promise.resolve(r).then((v) => this.afterPre(route, v));
+      return this.afterPre(route, r);
     }
+    return this.toTarget(route);
+  }
+
+  private afterPre(route: Route, r: unknown): Promise<void> | undefined {
+    if (r === undefined) return this.toTarget(route);
+    this.settle(route.originHost, route.origin, route.stanza, r);
+    return undefined;
+  }
+
+  private toTarget(route: Route): Promise<void> | undefined {
+    const { originHost, origin, stanza, data, toType, domain, names } = route;
     const target = this.server.hosts.get(domain);
     if (target === undefined) {
       // no server-to-server yet: every other domain is unreachable
@@ -139,11 +163,26 @@ export class Router {
       }
       return;
     }
-    let r = target.events.fire(names.main[toType], data);
-    if (r === undefined && toSelf) r = target.events.fire(names.self, data);
+    const r = target.events.fireAsync(names.main[toType], data);
+    if (isThenable(r)) return Promise.resolve(r).then((v) => this.afterMain(route, target, v));
+    return this.afterMain(route, target, r);
+  }
+
+  private afterMain(route: Route, target: Host, r: unknown): Promise<void> | undefined {
+    if (r === undefined && route.data.to_self) {
+      const s = target.events.fireAsync(route.names.self, route.data);
+      if (isThenable(s)) return Promise.resolve(s).then((v) => this.afterSelf(route, target, v));
+      r = s;
+    }
+    this.afterSelf(route, target, r);
+    return undefined;
+  }
+
+  private afterSelf(route: Route, target: Host, r: unknown): undefined {
+    const { origin, stanza, kind, toType } = route;
     if (r !== undefined) {
       this.settle(target, origin, stanza, r);
-      return;
+      return undefined;
     }
     // Nobody handled it (Prosody's handle_unhandled_stanza).
     const t = stanza.attrs.type;
@@ -152,15 +191,12 @@ export class Router {
     } else if (kind === "message" && toType === "host" && (t === undefined || t === "normal" || t === "chat")) {
       reply(target, origin, errorReply(stanza, "cancel", "service-unavailable"));
     }
+    return undefined;
   }
 
   /** A handler took the stanza; turn a failure into the error reply the client is owed. */
   private settle(host: Host, origin: Session | undefined, stanza: Element, r: unknown): void {
-    if (r instanceof HandlerFailure) {
-      this.failed(host, origin, stanza, r.error);
-    } else if (isThenable(r)) {
-      r.then(undefined, (err: unknown) => this.failed(host, origin, stanza, err));
-    }
+    if (r instanceof HandlerFailure) this.failed(host, origin, stanza, r.error);
   }
 
   private failed(host: Host, origin: Session | undefined, stanza: Element, err: unknown): void {

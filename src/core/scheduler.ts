@@ -37,7 +37,7 @@ export class ScheduledJob {
   }
 
   private tick(): Promise<void> {
-    if (this.running) {
+    if (this.running !== undefined) {
       this.skipped++;
       this.log.warn({ task: this.name }, "scheduled task still running from its previous start; this start is skipped");
       return this.running;
@@ -47,7 +47,7 @@ export class ScheduledJob {
 
   /** Runs now, or waits for the run already going. Errors are logged, never thrown. */
   run(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running !== undefined) return this.running;
     const started = Date.now();
     this.running = (async () => {
       try {

@@ -46,7 +46,8 @@ export class Server {
   readonly hosts = new Map<string, Host>();
   private readonly registry = new Map<string, ModuleDefinition>();
   private readonly extra: readonly ModuleDefinition[];
-  private stopped = false;
+  private stopping: Promise<void> | undefined;
+  private readonly unloads: Promise<unknown>[] = [];
 
   constructor(opts: ServerOptions) {
     this.config = isParsed(opts.config) ? opts.config : parseConfig(opts.config);
@@ -73,7 +74,7 @@ export class Server {
         for (const m of modules) host.loadModule(m);
       }
     } catch (err) {
-      this.teardown();
+      void this.teardown();
       throw err;
     }
     this.scheduler.start();
@@ -107,21 +108,29 @@ export class Server {
     this.router.fromHost(host, stanza);
   }
 
-  /** Unloads every module, stops the scheduler and closes storage. */
-  stop(): void {
-    if (this.stopped) return;
-    this.teardown();
-    this.log.info("server stopped");
+  /**
+   * Unloads every module, stops the scheduler, and closes storage once what
+   * the modules write on their way out is written. Resolves when closed.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping !== undefined) return this.stopping;
+    this.stopping = this.teardown().then(() => this.log.info("server stopped"));
+    return this.stopping;
   }
 
-  private teardown(): void {
-    this.stopped = true;
+  /** Work modules do at unload (e.g. a last flush): storage closes after it. */
+  unloading(p: Promise<unknown>): void {
+    this.unloads.push(p);
+  }
+
+  private async teardown(): Promise<void> {
     this.scheduler.stop();
     for (const h of this.hosts.values()) {
       for (const s of [...h.allSessions()]) s.close("system-shutdown");
       h.unloadAll();
     }
-    this.storage?.close();
+    await Promise.allSettled(this.unloads.splice(0));
+    await this.storage?.close();
   }
 
   /**

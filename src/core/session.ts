@@ -65,7 +65,11 @@ export interface SessionSink {
 /** What a session needs from its host (kept narrow so sessions do not import the host). */
 export interface SessionOwner {
   readonly name: string;
-  receiveFrom(session: Session, stanza: Element): boolean;
+  /** Handles an element; a promise when a handler is asynchronous. */
+  receiveFrom(session: Session, stanza: Element): boolean | Promise<boolean>;
+  /** The storage's write mark and durability barrier (StorageDriver.mark / durable). */
+  writeMark(): number;
+  durable(mark: number): Promise<void>;
   detach(session: Session, reason: string | undefined): void;
   /** True when a module keeps the session after its connection is lost. */
   transportLost(session: Session, reason: string): boolean;
@@ -140,6 +144,17 @@ export class Session {
   hibernating = false;
   /** The stream under a client connection (none for the test kit's fake clients). */
   stream: StreamControl | undefined;
+
+  // Inbound elements are handled one at a time, in order (RFC 6120 §10.1): while
+  // one waits for its handler, the next ones wait here.
+  private readonly inbox: Element[] = [];
+  private busy = false;
+  /** Waiting for the inbox to empty (idle()). */
+  private idleWaiters: (() => void)[] = [];
+  /** Called for each element once it was handled and what it stored is durable, in order. */
+  private readonly settledListeners = new Set<(el: Element) => void>();
+  /** Settles once every element received so far is handled and durable. */
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(
     readonly host: SessionOwner,
@@ -223,18 +238,107 @@ export class Session {
     return true;
   }
 
-  /** A stanza from the client: `stanzas/in` filters, then the router. */
-  /** Returns false for a top-level element that is no stanza and that nothing handled. */
+  /**
+   * An element from the client: `stanzas/in` filters, then the router, in the
+   * order received. Returns false for a top-level element that is no stanza
+   * and that nothing handled (one handled later ends the stream itself).
+   */
   receive(stanza: Element): boolean {
     if (this.closed) return true;
+    if (this.busy) {
+      this.inbox.push(stanza);
+      return true;
+    }
+    return this.handle(stanza);
+  }
+
+  private handle(stanza: Element): boolean {
+    const mark = this.settledListeners.size > 0 ? this.host.writeMark() : -1;
     const s = this.filters.in.size === 0 ? stanza : this.filters.in.run(stanza, this);
-    if (s === null) return true;
-    return this.host.receiveFrom(this, s);
+    if (s === null) {
+      this.settle(stanza, undefined, mark);
+      return true;
+    }
+    const r = this.host.receiveFrom(this, s);
+    if (typeof r === "boolean") {
+      this.settle(s, undefined, mark);
+      return r;
+    }
+    this.busy = true;
+    const done = r.then(
+      (handled) => {
+        if (!handled) this.unsupported(s);
+      },
+      (err: unknown) => this.log.error({ err }, "error handling an element"),
+    );
+    this.settle(s, done, mark);
+    void done.then(() => {
+      this.busy = false;
+      this.drain();
+    });
+    return true;
+  }
+
+  private drain(): void {
+    while (!this.busy && !this.closed && this.inbox.length > 0) {
+      const el = this.inbox.shift()!;
+      if (!this.handle(el)) this.unsupported(el);
+    }
+    if (!this.busy || this.closed) {
+      this.inbox.length = 0;
+      for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  /** Resolves once every element received so far was handled (not necessarily durable). */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private unsupported(el: Element): void {
+    this.streamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns || "no namespace"} is not handled here`);
+  }
+
+  /** Once `done` and the writes since `mark` are durable, the element counts as handled. */
+  private settle(el: Element, done: Promise<void> | undefined, mark: number): void {
+    if (this.settledListeners.size === 0 || mark < 0) return;
+    const listeners = this.settledListeners;
+    const host = this.host;
+    this.tail = this.tail
+      .then(() => done)
+      .then(() => host.durable(mark))
+      .then(
+        () => {
+          for (const l of listeners) l(el);
+        },
+        (err: unknown) => {
+          if (this.closed) return;
+          this.log.error({ err }, "what the client sent could not be stored: ending the stream unacknowledged");
+          this.settledListeners.clear();
+          this.streamError("internal-server-error", "storage failed: what was not acknowledged was not stored; send it again");
+        },
+      );
+  }
+
+  /**
+   * Calls `fn` for each element from the client, from now on, once it was
+   * handled and everything it stored is durable, in the order received
+   * (XEP-0198 counts a stanza as handled only then).
+   */
+  onSettled(fn: (el: Element) => void): void {
+    this.settledListeners.add(fn);
+  }
+
+  /** Resolves once every element received before is handled and durable. */
+  settled(): Promise<void> {
+    return this.tail;
   }
 
   close(reason?: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.inbox.length = 0;
     this.host.detach(this, reason);
     this.sink.close?.(reason, this);
   }

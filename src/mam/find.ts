@@ -11,8 +11,8 @@ export interface Page {
   complete: boolean;
 }
 
-function posOf(archive: ArchiveStore, user: string, id: string, what: string): number {
-  const item = archive.get(user, id);
+async function posOf(archive: ArchiveStore, user: string, id: string, what: string): Promise<number> {
+  const item = await archive.get(user, id);
   if (!item) throw new StanzaError("item-not-found", `${what}: no archived message with this id`);
   return item.pos;
 }
@@ -28,23 +28,23 @@ function peerOf(item: ArchiveItem, userBare: string): string {
  * order, whether it is the last page, and the total where asked for (or always
  * with `includeTotal`, as Prosody's mam_include_total).
  */
-export function findPage(archive: ArchiveStore, userBare: string, user: string, q: MamQuery, max: number, includeTotal: boolean): Page {
+export async function findPage(archive: ArchiveStore, userBare: string, user: string, q: MamQuery, max: number, includeTotal: boolean): Promise<Page> {
   const base: ArchiveQuery = {};
   if (q.with) base.with = q.with.bare;
   if (q.start !== undefined) base.start = q.start;
   if (q.end !== undefined) base.end = q.end;
   if (q.ids) {
     const unique = [...new Set(q.ids)];
-    const found = archive.find(user, { ids: unique }).items.length;
+    const found = (await archive.find(user, { ids: unique })).items.length;
     if (found !== unique.length) throw new StanzaError("item-not-found", "field 'ids': an id is not in the archive");
     base.ids = unique;
   }
   let lo = Number.NEGATIVE_INFINITY;
   let hi = Number.POSITIVE_INFINITY;
-  if (q.afterId !== undefined) lo = Math.max(lo, posOf(archive, user, q.afterId, "field 'after-id'"));
-  if (q.beforeId !== undefined) hi = Math.min(hi, posOf(archive, user, q.beforeId, "field 'before-id'"));
-  if (q.after !== undefined) lo = Math.max(lo, posOf(archive, user, q.after, "RSM <after/>"));
-  if (q.before) hi = Math.min(hi, posOf(archive, user, q.before, "RSM <before/>"));
+  if (q.afterId !== undefined) lo = Math.max(lo, await posOf(archive, user, q.afterId, "field 'after-id'"));
+  if (q.beforeId !== undefined) hi = Math.min(hi, await posOf(archive, user, q.beforeId, "field 'before-id'"));
+  if (q.after !== undefined) lo = Math.max(lo, await posOf(archive, user, q.after, "RSM <after/>"));
+  if (q.before) hi = Math.min(hi, await posOf(archive, user, q.before, "RSM <before/>"));
   const reverse = q.before !== undefined;
   const wantTotal = includeTotal || max === 0;
   const range: ArchiveQuery = { ...base, reverse };
@@ -58,19 +58,19 @@ export function findPage(archive: ArchiveStore, userBare: string, user: string, 
     // which widens it to the bare JID): filter on the stored stanzas.
     const full = q.with.full;
       const matches = (it: ArchiveItem) => peerOf(it, userBare) === full;
-    if (wantTotal) total = archive.find(user, base).items.filter(matches).length;
+    if (wantTotal) total = (await archive.find(user, base)).items.filter(matches).length;
     items = [];
     const chunk = Math.max(64, max + 1);
     let cursor = { ...range };
     while (items.length < max + 1 && max > 0) {
-      const page = archive.find(user, { ...cursor, limit: chunk }).items;
+      const page = (await archive.find(user, { ...cursor, limit: chunk })).items;
       for (const it of page) if (matches(it) && items.length < max + 1) items.push(it);
       if (page.length < chunk) break;
       const lastPos = page[page.length - 1]!.pos;
       cursor = reverse ? { ...cursor, beforePos: lastPos } : { ...cursor, afterPos: lastPos };
     }
   } else {
-    const page = archive.find(user, { ...range, limit: max === 0 ? 0 : max + 1, total: wantTotal });
+    const page = await archive.find(user, { ...range, limit: max === 0 ? 0 : max + 1, total: wantTotal });
     items = page.items;
     total = page.total;
   }

@@ -79,28 +79,34 @@ export default defineModule(
     function storedPrefs(user: string) {
       return prefsStore.get(user);
     }
-    function getPrefs(user: string): Prefs {
-      const stored = storedPrefs(user);
+    async function getPrefs(user: string): Promise<Prefs> {
+      const stored = await storedPrefs(user);
       // mam_smart_enable: a user who never used MAM is not archived
       return prefsFromStored(stored, smartEnable && stored === undefined ? "never" : defaultPolicy);
     }
-    function mayArchive(user: string, peerFull: string, peerBare: string): boolean {
-      return allows(getPrefs(user), peerFull, peerBare, () => roster.get(user, peerBare) !== undefined);
+    async function mayArchive(user: string, peerFull: string, peerBare: string): Promise<boolean> {
+      const prefs = await getPrefs(user);
+      // the roster is read only where the preferences ask about it
+      let inRoster: boolean | undefined;
+      if (prefs.default === "roster" && !prefs.always.includes(peerBare) && !prefs.never.includes(peerBare)) {
+        inRoster = (await roster.get(user, peerBare)) !== undefined;
+      }
+      return allows(prefs, peerFull, peerBare, () => inRoster === true);
     }
 
     // ---- archiving -------------------------------------------------------------------
     const counts = new Map<string, number>(); // per-user item counts, when a quota is set
 
-    function appendWithQuota(user: string, stanza: Element, peerBare: string) {
+    async function appendWithQuota(user: string, stanza: Element, peerBare: string): Promise<ArchiveRef> {
       if (itemLimit !== undefined) {
-        let n = counts.get(user) ?? archive.summary(user).count;
+        let n = counts.get(user) ?? (await archive.summary(user)).count;
         if (n >= itemLimit && Number.isFinite(expiresAfter)) {
-          n -= archive.delete(user, { end: module.clock.now() - expiresAfter * 1000 - 1 });
+          n -= await archive.delete(user, { end: module.clock.now() - expiresAfter * 1000 - 1 });
         }
         if (n >= itemLimit) {
           // unlike Prosody (which truncates to a fraction of the limit), drop only what the new item needs
           const drop = n - itemLimit + 1;
-          n -= archive.delete(user, { limit: drop });
+          n -= await archive.delete(user, { limit: drop });
           module.log.info({ user, dropped: drop }, "archive over storage_archive_item_limit: oldest items removed");
         }
         counts.set(user, n + 1);
@@ -108,13 +114,13 @@ export default defineModule(
       return archive.append(user, { stanza, when: module.clock.now(), with: peerBare });
     }
 
-    function archiveFor(
+    async function archiveFor(
       user: string,
       stanza: Element,
       peerFull: string,
       origin: Session | undefined,
       direction: "incoming" | "outgoing",
-    ): ArchiveRef | undefined {
+    ): Promise<ArchiveRef | undefined> {
       const peerBare = bareOf(peerFull);
       const [ok, reason] = shouldStore(stanza);
       const payload: ArchiveShouldStore = { stanza, origin, user, with: peerBare, direction, should_store: ok, reason };
@@ -124,7 +130,7 @@ export default defineModule(
         module.log.debug({ user, reason: payload.reason }, "not archiving");
         return undefined;
       }
-      if (!mayArchive(user, peerFull, peerBare)) {
+      if (!(await mayArchive(user, peerFull, peerBare))) {
         module.log.debug({ user }, "not archiving: preferences");
         return undefined;
       }
@@ -138,7 +144,7 @@ export default defineModule(
         module.log.debug({ user }, "not archiving: nothing archivable left");
         return undefined;
       }
-      const ref = appendWithQuota(user, copy, peerBare);
+      const ref = await appendWithQuota(user, copy, peerBare);
       module.fire("archive-message-added", {
         origin,
         stanza,
@@ -154,17 +160,17 @@ export default defineModule(
     }
 
     // Incoming: into the recipient's archive, with = bare sender.
-    const onIncoming = (data: StanzaEvent) => {
+    const onIncoming = async (data: StanzaEvent) => {
       const { stanza, origin } = data;
       const to = stanza.attrs.to as string | undefined;
       const user = to === undefined ? origin?.jid?.local : localOf(to);
-      if (user === undefined || !host.userExists(user)) return undefined;
+      if (user === undefined || !(await host.userExists(user))) return undefined;
       const userBare = `${user}@${host.name}`;
       // A stanza-id claiming to be ours that someone else put in is forged:
       // unlike Prosody, removed from the delivered copy as well as the stored one.
       removeChildren(stanza, isServersStanzaId);
       const from = (stanza.attrs.from as string | undefined) ?? host.name;
-      const ref = archiveFor(user, stanza, from, origin, "incoming");
+      const ref = await archiveFor(user, stanza, from, origin, "incoming");
       if (ref) {
         stanza.c("stanza-id", { xmlns: NS_SID, by: userBare, id: ref.id });
         markArchived(stanza, { user, host: host.name, id: ref.id, pos: ref.pos, prev: ref.prev });
@@ -176,7 +182,7 @@ export default defineModule(
 
     // Outgoing: into the sender's archive, with = bare recipient. A message to
     // the sender's own account is archived once, by the incoming side.
-    const onOutgoing = (data: StanzaEvent) => {
+    const onOutgoing = async (data: StanzaEvent) => {
       const { stanza, origin } = data;
       // XEP-0359 §5: a client never writes a stanza-id in the name of this server or
       // one of its accounts (the sender's own included): whatever it wrote is removed
@@ -186,7 +192,7 @@ export default defineModule(
       const user = origin?.jid?.local;
       if (!origin || user === undefined || to === undefined || data.to_self) return undefined;
       if (bareOf(to) === origin.jid!.bare) return undefined;
-      const ref = archiveFor(user, stanza, to, origin, "outgoing");
+      const ref = await archiveFor(user, stanza, to, origin, "outgoing");
       if (ref) markSentArchived(stanza, { id: ref.id, pos: ref.pos, user });
       return undefined;
     };
@@ -202,18 +208,18 @@ export default defineModule(
     );
 
     // ---- queries ---------------------------------------------------------------------
-    function onQuery({ origin, stanza }: StanzaEvent) {
+    async function onQuery({ origin, stanza }: StanzaEvent) {
       if (!origin?.jid) return undefined;
       const query = stanza.getChild("query", NS_MAM)!;
       const q = parseQuery(query);
       const user = origin.jid.local!;
-      if (smartEnable && storedPrefs(user) === undefined) {
-        prefsStore.set(user, prefsToStored({ default: defaultPolicy, always: [], never: [] }));
+      if (smartEnable && (await storedPrefs(user)) === undefined) {
+        await prefsStore.set(user, prefsToStored({ default: defaultPolicy, always: [], never: [] }));
       }
       const max = Math.min(q.max ?? DEFAULT_PAGE, maxResults);
       let result: Page;
       try {
-        result = findPage(archive, `${user}@${host.name}`, user, q, max, includeTotal);
+        result = await findPage(archive, `${user}@${host.name}`, user, q, max, includeTotal);
       } catch (err) {
         if (err instanceof StorageError && err.code === "item-not-found") throw new StanzaError("item-not-found");
         throw err;
@@ -243,8 +249,8 @@ export default defineModule(
       origin?.send(iqResult(stanza, queryForm()));
       return true;
     });
-    module.hook(`iq-get/self/${NS_MAM}:metadata`, ({ origin, stanza }: StanzaEvent) => {
-      const s = archive.summary(origin!.jid!.local!);
+    module.hook(`iq-get/self/${NS_MAM}:metadata`, async ({ origin, stanza }: StanzaEvent) => {
+      const s = await archive.summary(origin!.jid!.local!);
       const md = xml("metadata", { xmlns: NS_MAM });
       if (s.first && s.last) {
         md.c("start", { id: s.first.id, timestamp: stamp(s.first.when) });
@@ -253,15 +259,16 @@ export default defineModule(
       origin?.send(iqResult(stanza, md));
       return true;
     });
-    module.hook(`iq-get/self/${NS_MAM}:prefs`, ({ origin, stanza }: StanzaEvent) => {
-      origin?.send(iqResult(stanza, prefsToElement(getPrefs(origin!.jid!.local!), NS_MAM)));
+    module.hook(`iq-get/self/${NS_MAM}:prefs`, async ({ origin, stanza }: StanzaEvent) => {
+      origin?.send(iqResult(stanza, prefsToElement(await getPrefs(origin!.jid!.local!), NS_MAM)));
       return true;
     });
-    module.hook(`iq-set/self/${NS_MAM}:prefs`, ({ origin, stanza }: StanzaEvent) => {
+    module.hook(`iq-set/self/${NS_MAM}:prefs`, async ({ origin, stanza }: StanzaEvent) => {
       const prefs = prefsFromElement(stanza.getChild("prefs", NS_MAM)!);
       const user = origin!.jid!.local!;
-      prefsStore.set(user, prefsToStored(prefs));
-      origin?.send(iqResult(stanza, prefsToElement(getPrefs(user), NS_MAM)));
+      await prefsStore.set(user, prefsToStored(prefs));
+      await module.durable(); // the result says they are kept
+      origin?.send(iqResult(stanza, prefsToElement(await getPrefs(user), NS_MAM)));
       return true;
     });
 
@@ -283,10 +290,10 @@ export default defineModule(
       return undefined;
     });
 
-    module.hook("user-deleted", ({ username }: { username: string }) => {
-      archive.delete(username);
-      prefsStore.set(username, undefined);
+    module.hook("user-deleted", async ({ username }: { username: string }) => {
       counts.delete(username);
+      await archive.delete(username);
+      await prefsStore.set(username, undefined);
       return undefined;
     });
 
@@ -296,7 +303,7 @@ export default defineModule(
         const started = Date.now();
         let deleted = 0;
         for (;;) {
-          const n = archive.delete(null, { end: cutoff, limit: batchSize });
+          const n = await archive.delete(null, { end: cutoff, limit: batchSize });
           deleted += n;
           if (n < batchSize) break;
           await new Promise((r) => setImmediate(r)); // let the server serve between batches

@@ -29,12 +29,12 @@ export default defineModule("disco", (module) => {
   // An account's bare JID (asked by the account itself or anyone else):
   // identity account/registered, and the features modules add through
   // the `account-disco-info` event ({ origin, stanza, user, reply }).
-  module.hook(`iq-get/bare/${NS_DISCO_INFO}:query`, ({ origin, stanza }: StanzaEvent) => {
+  module.hook(`iq-get/bare/${NS_DISCO_INFO}:query`, async ({ origin, stanza }: StanzaEvent) => {
     const query = stanza.getChild("query", NS_DISCO_INFO)!;
     if (query.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
     const to = (stanza.attrs.to as string | undefined) ?? origin?.jid?.bare;
     const user = to?.slice(0, to.indexOf("@"));
-    if (!user || !host.userExists(user)) throw new StanzaError("service-unavailable");
+    if (!user || !(await host.userExists(user))) throw new StanzaError("service-unavailable");
     const out = new Element("query", { xmlns: NS_DISCO_INFO });
     out.c("identity", { category: "account", type: "registered" });
     out.c("feature", { var: NS_DISCO_INFO });
@@ -44,10 +44,10 @@ export default defineModule("disco", (module) => {
   });
 
   // An account's items: none are published here (no PEP yet).
-  module.hook(`iq-get/bare/${NS_DISCO_ITEMS}:query`, ({ origin, stanza }: StanzaEvent) => {
+  module.hook(`iq-get/bare/${NS_DISCO_ITEMS}:query`, async ({ origin, stanza }: StanzaEvent) => {
     const to = (stanza.attrs.to as string | undefined) ?? origin?.jid?.bare;
     const user = to?.slice(0, to.indexOf("@"));
-    if (!user || !host.userExists(user)) throw new StanzaError("service-unavailable");
+    if (!user || !(await host.userExists(user))) throw new StanzaError("service-unavailable");
     origin?.send(iqResult(stanza, new Element("query", { xmlns: NS_DISCO_ITEMS })));
     return true;
   });

@@ -53,13 +53,13 @@ export default defineModule(
     }
 
     /** Changes one roster item (and the pending flag), saves and pushes if anything changed. */
-    function update(
+    async function update(
       a: { host: HostView; user: string },
       jid: string,
       change: (item: RosterItem | undefined) => RosterItem | undefined,
       pending?: boolean,
-    ): void {
-      const roster = loadRoster(a.host, a.user);
+    ): Promise<void> {
+      const roster = await loadRoster(a.host, a.user);
       const key = () => JSON.stringify(roster.items.get(jid) ?? null) + String(roster.meta.pending[jid]);
       const before = key();
       const next = change(roster.items.get(jid));
@@ -67,7 +67,7 @@ export default defineModule(
       if (pending === true) roster.meta.pending[jid] = true;
       if (pending === false) delete roster.meta.pending[jid];
       if (key() === before) return;
-      const v = saveRoster(a.host, a.user, roster);
+      const v = await saveRoster(a.host, a.user, roster);
       if (next) pushRosterItem(a.host, a.user, jid, next, v);
     }
 
@@ -90,7 +90,7 @@ export default defineModule(
     // ---- outbound subscription stanzas (from a client of this host) --------------------
     module.hook(
       "pre-presence/bare",
-      ({ origin, stanza }: StanzaEvent) => {
+      async ({ origin, stanza }: StanzaEvent) => {
         const type = stanza.attrs.type as string | undefined;
         if (!origin?.jid || !type || !SUBSCRIPTION_TYPES.has(type) || stanza.attrs.to === undefined) return undefined;
         const contact = local(stanza.attrs.to as string);
@@ -100,20 +100,20 @@ export default defineModule(
         const jid = contact.bare;
         switch (type) {
           case "subscribe":
-            update(me, jid, (i) => (subscribedTo(i) ? i : { subscription: "none", groups: {}, ...i, ask: "subscribe" }));
+            await update(me, jid, (i) => (subscribedTo(i) ? i : { subscription: "none", groups: {}, ...i, ask: "subscribe" }));
             break;
           case "unsubscribe":
-            update(me, jid, (i) => i && { ...strip(i), subscription: dropTo(i.subscription) });
+            await update(me, jid, (i) => i && { ...strip(i), subscription: dropTo(i.subscription) });
             break;
           case "subscribed":
-            if (loadRoster(host, me.user).meta.pending[jid] !== true) return true; // nothing to approve (RFC 6121 §3.1.5)
-            update(me, jid, (i) => {
+            if ((await loadRoster(host, me.user)).meta.pending[jid] !== true) return true; // nothing to approve (RFC 6121 §3.1.5)
+            await update(me, jid, (i) => {
               const cur = i ?? { subscription: "none" as const, groups: {} };
               return { ...cur, subscription: addFrom(cur.subscription) };
             }, false);
             break;
           case "unsubscribed":
-            update(me, jid, (i) => i && { ...i, subscription: dropFrom(i.subscription) }, false);
+            await update(me, jid, (i) => i && { ...i, subscription: dropFrom(i.subscription) }, false);
             break;
         }
         return undefined; // on to the contact: presence/bare on the contact's host
@@ -124,41 +124,41 @@ export default defineModule(
     // ---- inbound subscription stanzas and probes (to an account of this host) ------------
     module.hook(
       "presence/bare",
-      ({ stanza }: StanzaEvent) => {
+      async ({ stanza }: StanzaEvent) => {
         const type = stanza.attrs.type as string | undefined;
         if (type === "probe") return true; // answered directly at login (sendCurrentPresence)
         if (!type || !SUBSCRIPTION_TYPES.has(type) || stanza.attrs.to === undefined) return undefined;
         const me = local(stanza.attrs.to as string);
         const sender = local(stanza.attrs.from as string | undefined);
         const from = tryParseJid(stanza.attrs.from as string | undefined)?.bare;
-        if (!me || !from || !host.userExists(me.user)) return true;
+        if (!me || !from || !(await host.userExists(me.user))) return true;
         const mine = available(me);
         switch (type) {
           case "subscribe":
-            if (sharesPresenceWith(loadRoster(host, me.user).items.get(from))) {
+            if (sharesPresenceWith((await loadRoster(host, me.user)).items.get(from))) {
               // approved before: answer for the user (RFC 6121 §3.1.3)
               module.send(xml("presence", { type: "subscribed", from: me.bare, to: from }));
               if (sender) sendCurrentPresence(me, available(sender));
               return true;
             }
-            update(me, from, (i) => i, true);
+            await update(me, from, (i) => i, true);
             sendTo(mine, stanza);
             return true;
           case "subscribed": {
-            const item = loadRoster(host, me.user).items.get(from);
+            const item = (await loadRoster(host, me.user)).items.get(from);
             if (!item?.ask) return true; // not asked for: ignored
-            update(me, from, (i) => ({ ...strip(i!), subscription: addTo(i!.subscription) }));
+            await update(me, from, (i) => ({ ...strip(i!), subscription: addTo(i!.subscription) }));
             sendTo(mine, stanza);
             if (sender) sendCurrentPresence(sender, mine);
             return true;
           }
           case "unsubscribe":
-            update(me, from, (i) => i && { ...i, subscription: dropFrom(i.subscription) }, false);
+            await update(me, from, (i) => i && { ...i, subscription: dropFrom(i.subscription) }, false);
             sendTo(mine, stanza);
             if (sender) sendCurrentPresence(me, available(sender), true);
             return true;
           case "unsubscribed":
-            update(me, from, (i) => i && { ...strip(i), subscription: dropTo(i.subscription) });
+            await update(me, from, (i) => i && { ...strip(i), subscription: dropTo(i.subscription) });
             sendTo(mine, stanza);
             if (sender) sendCurrentPresence(sender, mine, true);
             return true;
@@ -169,13 +169,13 @@ export default defineModule(
     );
 
     // ---- broadcast ---------------------------------------------------------------------------
-    function broadcast(session: Session, stanza: Element): void {
+    async function broadcast(session: Session, stanza: Element): Promise<void> {
       const user = session.jid!.local!;
       const p = cloneStanza(stanza);
       p.attrs.from = session.jid!.full;
       delete p.attrs.to;
       const targets: Session[] = available({ host, user }).filter((s) => s !== session);
-      for (const [jid, item] of loadRoster(host, user).items) {
+      for (const [jid, item] of (await loadRoster(host, user)).items) {
         if (!sharesPresenceWith(item)) continue;
         const c = local(jid);
         if (c) targets.push(...available(c));
@@ -187,18 +187,18 @@ export default defineModule(
       }
     }
 
-    module.hook("presence-available", ({ session, stanza }: { session: Session; stanza: Element }) => {
+    module.hook("presence-available", async ({ session, stanza }: { session: Session; stanza: Element }) => {
       const first = !session.has(PRESENCE);
       session.set(PRESENCE, cloneStanza(stanza));
-      broadcast(session, stanza);
+      await broadcast(session, stanza);
       if (!first) return undefined;
       const me = { host, user: session.jid!.local!, bare: session.jid!.bare };
-      const roster = loadRoster(host, me.user);
+      const roster = await loadRoster(host, me.user);
       // what probes would bring: contacts this user is subscribed to, and who share with them
       for (const [jid, item] of roster.items) {
         if (!subscribedTo(item)) continue;
         const c = local(jid);
-        if (c && sharesPresenceWith(loadRoster(c.host, c.user).items.get(me.bare))) sendCurrentPresence(c, [session]);
+        if (c && sharesPresenceWith((await loadRoster(c.host, c.user)).items.get(me.bare))) sendCurrentPresence(c, [session]);
       }
       // the account's other resources
       sendCurrentPresence(me, [session]);
@@ -212,7 +212,10 @@ export default defineModule(
     const goneUnavailable = (session: Session) => {
       if (!session.has(PRESENCE)) return undefined;
       session.delete(PRESENCE);
-      broadcast(session, xml("presence", { type: "unavailable" }));
+      // (resource-unbind is no stanza to wait for: the broadcast goes on by itself)
+      broadcast(session, xml("presence", { type: "unavailable" })).catch((err: unknown) =>
+        module.log.error({ err }, "could not broadcast unavailable presence"),
+      );
       return undefined;
     };
     module.hook("presence-unavailable", ({ session }: { session: Session }) => goneUnavailable(session));

@@ -80,9 +80,9 @@ export function cleanupSweep(c: SweepContext): (opts?: CleanupOptions) => Promis
     // acknowledged a message: one that receives nothing for a while must not look expired.
     for (const s of host.sessionsOf(user)?.values() ?? []) {
       const t = tracked(s);
-      if (t) tracker.seen(t.user, t.client, now);
+      if (t) await tracker.seen(t.user, t.client, now);
     }
-    const records = tracker.load(user);
+    const records = await tracker.load(user);
     const d = decide(records, strategy, now, keepClients ? Number.POSITIVE_INFINITY : clientExpiry * 1000);
     report.clients = [...records].map(([client, r]) => ({
       client,
@@ -100,12 +100,12 @@ export function cleanupSweep(c: SweepContext): (opts?: CleanupOptions) => Promis
       for (const [a, b] of intervals) {
         // (a total would count the whole archive: totals ignore position bounds)
         const q = { afterPos: a - 1, beforePos: b + 1 };
-        report.deleted += archive.find(user, end === undefined ? q : { ...q, end }).items.length;
+        report.deleted += (await archive.find(user, end === undefined ? q : { ...q, end })).items.length;
       }
       return;
     }
     let settle: (() => void) | undefined;
-    const saveTracking = () => {
+    const saveTracking = async () => {
       // an account deleted while its cleanup ran keeps no tracking
       if (tracker.generation(user) !== generation) return;
       const next = new Map<string, ClientRecord | undefined>();
@@ -113,10 +113,12 @@ export function cleanupSweep(c: SweepContext): (opts?: CleanupOptions) => Promis
       for (const c of d.active) {
         const r = records.get(c)!;
         // close gaps that hold no archived message any more
-        r.delivered.compact((after, before) => archive.find(user, { afterPos: after, beforePos: before, limit: 1 }).items.length === 0);
+        await r.delivered.compactAsync(
+          async (after, before) => (await archive.find(user, { afterPos: after, beforePos: before, limit: 1 })).items.length === 0,
+        );
         next.set(c, r);
       }
-      settle = tracker.save(user, next, records);
+      settle = await tracker.save(user, next, records);
     };
     // A batch is one transaction deleting at most batchSize rows (across intervals);
     // the last one also saves the user's compacted tracking, so a user with few
@@ -124,30 +126,30 @@ export function cleanupSweep(c: SweepContext): (opts?: CleanupOptions) => Promis
     let i = 0;
     let done = false;
     while (!done) {
-      storage.transaction(() => {
+      await storage.transaction(async () => {
         let budget = batchSize;
         while (i < intervals.length && budget > 0) {
           const [a, b] = intervals[i]!;
-          const n = archive.delete(user, end === undefined ? { fromPos: a, toPos: b, limit: budget } : { fromPos: a, toPos: b, end, limit: budget });
+          const n = await archive.delete(user, end === undefined ? { fromPos: a, toPos: b, limit: budget } : { fromPos: a, toPos: b, end, limit: budget });
           report.deleted += n;
           if (n < budget) i++; // this interval is done (or may hold more: looked at again next batch)
           budget -= n;
         }
         if (i >= intervals.length) {
-          saveTracking();
+          await saveTracking();
           done = true;
         }
       });
       if (!done) await new Promise((r) => setImmediate(r));
     }
-    settle?.(); // committed
+    settle?.(); // committed (the transaction resolves once durable)
   }
 
   async function cleanup(opts: CleanupOptions = {}): Promise<CleanupReport> {
     const started = Date.now();
     const now = c.now();
-    tracker.flush();
-    const users = opts.user !== undefined ? [opts.user] : tracker.users();
+    await tracker.flush();
+    const users = opts.user !== undefined ? [opts.user] : await tracker.users();
     const report: CleanupReport = { host: host.name, strategy, dryRun: opts.dryRun === true, deleted: 0, users: [], ms: 0 };
     let done = 0;
     for (const user of users) {

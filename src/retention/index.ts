@@ -50,12 +50,17 @@ export default defineModule(
         "mam_smart_retention: this archive can give a position out again (SQLite: prosodyarchive.sort_id is not AUTOINCREMENT, unlike Prosody's schema), so a delivery record could come to cover a message never delivered; recreate the table with Prosody's schema, or leave the module off",
       );
     }
-    const storage = { transaction: <T>(fn: () => T): T => module.transaction(fn) };
+    const storage = {
+      transaction: <T>(fn: () => T | Promise<T>): Promise<T> => module.transaction(fn),
+      mark: () => module.writeMark(),
+      durable: (mark?: number) => module.durable(mark),
+    };
+    const onError = (err: unknown) => module.log.error({ err }, "could not save delivery tracking");
     const tracker = new Tracker(
       module.openStore("mam_smart_retention", "map"),
       storage,
-      (err) => module.log.error({ err }, "could not save delivery tracking"),
-      (user) => archive.summary(user).last?.pos ?? 0,
+      onError,
+      async (user) => (await archive.summary(user)).last?.pos ?? 0,
     );
 
     // Archive positions are global, so one user's items lie far apart. A delivery
@@ -79,7 +84,7 @@ export default defineModule(
       if (!session.jid || !isClientId(session.clientId) || !smState(session)) return undefined;
       const t = { user: session.jid.local!, client: session.clientId.toLowerCase() };
       identities.set(session, t);
-      tracker.seen(t.user, t.client, module.clock.now());
+      tracker.seen(t.user, t.client, module.clock.now()).catch(onError);
       watchDelivery(session, (stanza: Element) => {
         const a = archivedOf(stanza);
         // an archive position of this user's archive on this host, nobody else's
@@ -87,7 +92,7 @@ export default defineModule(
         const { pos } = a;
         const from = runStart(pos, a.prev);
         // runs once the client acknowledged this stanza
-        return () => tracker.delivered(t.user, t.client, from, pos, module.clock.now());
+        return () => void tracker.delivered(t.user, t.client, from, pos, module.clock.now()).catch(onError);
       });
       return undefined;
     });
@@ -95,7 +100,7 @@ export default defineModule(
     // A resumed session: seen again.
     module.hook("smacks-hibernation-end", ({ session, resumed }: { session: Session; resumed: boolean }) => {
       const t = resumed ? tracked(session) : undefined;
-      if (t) tracker.seen(t.user, t.client, module.clock.now());
+      if (t) tracker.seen(t.user, t.client, module.clock.now()).catch(onError);
       return undefined;
     });
 
@@ -107,10 +112,10 @@ export default defineModule(
       addCheckpoint(e.origin, () => {
         const now = module.clock.now();
         if (e.filtered) {
-          for (const p of positions) tracker.delivered(t.user, t.client, p, p, now);
+          for (const p of positions) tracker.delivered(t.user, t.client, p, p, now).catch(onError);
         } else {
           // an unfiltered page is a contiguous run of the archive
-          tracker.delivered(t.user, t.client, Math.min(...positions), Math.max(...positions), now);
+          tracker.delivered(t.user, t.client, Math.min(...positions), Math.max(...positions), now).catch(onError);
         }
       });
       return undefined;
@@ -120,12 +125,12 @@ export default defineModule(
     module.hook("archive-message-added", (e: ArchiveMessageAdded) => {
       if (e.direction !== "outgoing") return undefined;
       const t = tracked(e.origin);
-      if (t && t.user === e.user) tracker.delivered(t.user, t.client, runStart(e.pos, e.prev), e.pos, module.clock.now());
+      if (t && t.user === e.user) tracker.delivered(t.user, t.client, runStart(e.pos, e.prev), e.pos, module.clock.now()).catch(onError);
       return undefined;
     });
 
-    module.hook("user-deleted", ({ username }: { username: string }) => {
-      tracker.forgetUser(username);
+    module.hook("user-deleted", async ({ username }: { username: string }) => {
+      await tracker.forgetUser(username);
       return undefined;
     });
 
@@ -150,13 +155,9 @@ export default defineModule(
     });
     // for the CLI and embedders: fire("smart-retention-run", options) → Promise<CleanupReport>
     module.hook("smart-retention-run", (opts: CleanupOptions | undefined) => run(opts ?? {}));
-    module.onUnload(() => {
-      try {
-        tracker.flush();
-      } catch (err) {
-        module.log.error({ err }, "could not save delivery tracking at unload");
-      }
-    });
+    module.onUnload(() =>
+      tracker.flush().catch((err: unknown) => module.log.error({ err }, "could not save delivery tracking at unload")),
+    );
   },
   {
     options: {

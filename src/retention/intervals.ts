@@ -113,6 +113,17 @@ export class IntervalSet {
     this.list = out;
   }
 
+  /** `compact`, with a gap test that reads the (asynchronous) archive: each gap between neighbours is asked once. */
+  async compactAsync(gapIsEmpty: (after: number, before: number) => Promise<boolean>): Promise<void> {
+    const empty = new Map<string, boolean>();
+    for (let i = 1; i < this.list.length; i++) {
+      const after = this.list[i - 1]![1];
+      const before = this.list[i]![0];
+      empty.set(`${after}:${before}`, await gapIsEmpty(after, before));
+    }
+    this.compact((after, before) => empty.get(`${after}:${before}`) === true);
+  }
+
   toJSON(): [number, number][] {
     return this.list.map(([a, b]) => [a, b]);
   }

@@ -3,21 +3,27 @@
 // acknowledged as intervals, the newest archive position when the client was
 // first seen, and when it was last seen.
 //
-// Writes are buffered and go out in one transaction at most FLUSH_DELAY_MS
-// after the first change (sooner once MAX_DIRTY records wait), before every
-// cleanup, and at unload. Two things must never be lost, because losing them
-// could delete a message: a new client's record (its first-seen position: a
-// record made again later would say "first seen" later, and what came between
-// would not wait for it under `all`), and a client's last-seen time (rolled
-// back, a client could look expired). So a new client is written at once; a
-// write that fails is kept buffered and tried again (a cleanup does not start
-// while it fails); and a cleanup's save merges with whatever was written or
-// buffered while it ran instead of overwriting it. Losing acknowledgements in a
-// crash only keeps messages longer.
+// Writes are buffered and go out together at most FLUSH_DELAY_MS after the
+// first change (sooner once MAX_DIRTY records wait), before every cleanup, and
+// at unload; a flush is done once its writes are durable. Two things must
+// never be lost, because losing them could delete a message: a new client's
+// record (its first-seen position: a record made again later would say "first
+// seen" later, and what came between would not wait for it under `all`), and a
+// client's last-seen time (rolled back, a client could look expired). So a new
+// client is written at once; a flush that fails (or whose commit fails) puts
+// its records back into the buffer, merged with what came since, and is tried
+// again (a cleanup does not start while it fails); and a cleanup's save merges
+// with whatever was written or buffered while it ran instead of overwriting
+// it. Losing acknowledgements in a crash only keeps messages longer.
+//
+// The store is asynchronous: a record not in the buffer is read once, and
+// every update arriving meanwhile waits for that read and applies to the same
+// record (two reads racing would each make a "new" client, the later one
+// first seen later).
 import type { MapStore, StorageDriver } from "../storage/types.js";
 
-/** What tracking needs of the storage: one transaction wrapper. */
-export type Transactions = Pick<StorageDriver, "transaction">;
+/** What tracking needs of the storage: transactions and durability. */
+export type Transactions = Pick<StorageDriver, "transaction" | "mark" | "durable">;
 import { type Interval, IntervalSet } from "./intervals.js";
 
 export interface ClientRecord {
@@ -62,43 +68,43 @@ function merge(a: ClientRecord, b: ClientRecord | undefined): ClientRecord {
 }
 
 export class Tracker {
-  private readonly dirty = new Map<string, Map<string, ClientRecord>>();
+  private dirty = new Map<string, Map<string, ClientRecord>>();
   private dirtyCount = 0;
   private readonly forgotten = new Map<string, number>();
   /** Records made without reading the stored one (the read failed): merged with it when written. */
-  private readonly unsure = new Map<string, Set<string>>();
+  private unsure = new Map<string, Set<string>>();
+  /** Records being read: updates meanwhile wait for the read. */
+  private readonly loading = new Map<string, Promise<ClientRecord>>();
   private scheduled: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
 
   constructor(
     readonly store: MapStore,
     private readonly driver: Transactions,
     private readonly onError: (err: unknown) => void,
     /** The newest archive position of a user: a new client's first-seen position. */
-    private readonly newest: (user: string) => number,
+    private readonly newest: (user: string) => Promise<number>,
   ) {}
 
   /** A snapshot of every client of a user, buffered changes included (copies: later changes do not show). */
-  load(user: string): Map<string, ClientRecord> {
+  async load(user: string): Promise<Map<string, ClientRecord>> {
+    await Promise.all([...this.loading.values()].map((p) => p.catch(() => undefined)));
     const out = new Map<string, ClientRecord>();
-    for (const [client, v] of Object.entries(this.store.getAll(user) ?? {})) {
+    for (const [client, v] of Object.entries((await this.store.getAll(user)) ?? {})) {
       const r = decode(v);
       if (r) out.set(client, r);
     }
-    for (const [client, rec] of this.dirty.get(user) ?? []) out.set(client, copy(rec));
+    for (const [client, rec] of this.dirty.get(user) ?? []) out.set(client, merge(copy(rec), out.get(client)));
     return out;
   }
 
-  private readOrUndefined(user: string, client: string): ClientRecord | undefined {
+  private async readOrUndefined(user: string, client: string): Promise<ClientRecord | undefined> {
     try {
-      return decode(this.store.get(user, client));
+      return decode(await this.store.get(user, client));
     } catch (err) {
       this.onError(err);
       return undefined;
     }
-  }
-
-  private record(user: string, client: string): ClientRecord | undefined {
-    return this.dirty.get(user)?.get(client) ?? decode(this.store.get(user, client));
   }
 
   private touch(user: string, client: string, rec: ClientRecord): void {
@@ -109,42 +115,64 @@ export class Tracker {
     }
     if (!m.has(client)) this.dirtyCount++;
     m.set(client, rec);
-    if (this.dirtyCount >= MAX_DIRTY) this.flushSafely();
+    if (this.dirtyCount >= MAX_DIRTY) void this.flushSafely();
     else this.schedule();
   }
 
   private schedule(): void {
     if (this.scheduled !== undefined || this.dirtyCount === 0) return;
-    this.scheduled = setTimeout(() => this.flushSafely(), FLUSH_DELAY_MS);
+    this.scheduled = setTimeout(() => void this.flushSafely(), FLUSH_DELAY_MS);
     this.scheduled.unref();
   }
 
-  private flushSafely(): void {
+  private async flushSafely(): Promise<void> {
     try {
-      this.flush();
+      await this.flush();
     } catch (err) {
       this.onError(err);
-      this.schedule(); // still buffered: try again
+      this.schedule(); // back in the buffer: try again
     }
   }
 
   /** The client was seen; a new client records the newest archive position as its first-seen one. */
-  seen(user: string, client: string, now: number): void {
-    this.update(user, client, now, undefined, undefined);
+  seen(user: string, client: string, now: number): Promise<void> {
+    return this.update(user, client, now, undefined, undefined);
   }
 
   /** The client acknowledged positions a..b. */
-  delivered(user: string, client: string, a: number, b: number, now: number): void {
-    this.update(user, client, now, a, b);
+  delivered(user: string, client: string, a: number, b: number, now: number): Promise<void> {
+    return this.update(user, client, now, a, b);
   }
 
   /** Updates the record of (user, client), made (and written at once) if the client is new. */
-  private update(user: string, client: string, now: number, a: number | undefined, b: number | undefined): void {
-    let existing: ClientRecord | undefined;
+  private update(user: string, client: string, now: number, a: number | undefined, b: number | undefined): Promise<void> {
+    const apply = (rec: ClientRecord) => {
+      if (a !== undefined && b !== undefined) rec.delivered.add(a, b);
+      rec.lastSeen = Math.max(rec.lastSeen, now);
+      this.touch(user, client, rec);
+    };
+    const hot = this.dirty.get(user)?.get(client);
+    if (hot) {
+      apply(hot);
+      return Promise.resolve();
+    }
+    const key = `${user}\u0000${client}`;
+    let loading = this.loading.get(key);
+    if (!loading) {
+      loading = this.loadRecord(user, client, now).finally(() => this.loading.delete(key));
+      this.loading.set(key, loading);
+    }
+    return loading.then(apply);
+  }
+
+  /** Reads a record into the buffer; a new client's is made and written at once. */
+  private async loadRecord(user: string, client: string, now: number): Promise<ClientRecord> {
     let rec: ClientRecord;
+    let isNew = false;
     try {
-      existing = this.record(user, client);
-      rec = existing ?? { delivered: new IntervalSet(), firstSeen: this.newest(user), lastSeen: now };
+      const stored = decode(await this.store.get(user, client));
+      isNew = stored === undefined;
+      rec = stored ?? { delivered: new IntervalSet(), firstSeen: await this.newest(user), lastSeen: now };
     } catch (err) {
       // Could not read: record what is surely true — first seen no later than the
       // start of the archive — and merge it with the stored record when writing.
@@ -156,37 +184,75 @@ export class Tracker {
         this.unsure.set(user, m);
       }
       m.add(client);
+      isNew = true;
     }
-    if (a !== undefined && b !== undefined) rec.delivered.add(a, b);
-    rec.lastSeen = Math.max(rec.lastSeen, now);
+    // (a flush may have put a record of this client back into the buffer meanwhile)
+    const buffered = this.dirty.get(user)?.get(client);
+    if (buffered) rec = merge(buffered, rec);
     this.touch(user, client, rec);
-    if (!existing) this.flushSafely();
+    if (isNew) void this.flushSafely();
+    return rec;
   }
 
-  /** Writes buffered changes (one transaction). On failure they stay buffered, and the error is thrown. */
-  flush(): void {
+  /**
+   * Writes buffered changes; resolves once they are durable. On failure they
+   * are back in the buffer (merged with changes made since), and the error is thrown.
+   */
+  async flush(): Promise<void> {
+    while (this.flushing !== undefined) await this.flushing.catch(() => undefined);
     if (this.scheduled !== undefined) {
       clearTimeout(this.scheduled);
       this.scheduled = undefined;
     }
     if (this.dirty.size === 0) return;
-    const batch = [...this.dirty];
-    this.driver.transaction(() => {
-      for (const [user, clients] of batch) {
-        const data: Record<string, Stored> = {};
-        const unsure = this.unsure.get(user);
-        for (const [client, r] of clients) {
-          // made without reading the stored record: merge with it now (unreadable still: this
-          // record alone is safe to write — first seen 0, seen now; lost deliveries only keep more)
-          data[client] = encode(unsure?.has(client) ? merge(r, this.readOrUndefined(user, client)) : r);
-        }
-        this.store.setKeys(user, data);
-      }
-    });
-    // written: synchronous since the snapshot above, so nothing changed meanwhile
-    this.dirty.clear();
+    const batch = this.dirty;
+    const unsure = this.unsure;
+    this.dirty = new Map();
     this.dirtyCount = 0;
-    this.unsure.clear();
+    this.unsure = new Map();
+    const run = this.write(batch, unsure);
+    this.flushing = run;
+    try {
+      await run;
+    } catch (err) {
+      this.putBack(batch, unsure);
+      throw err;
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async write(batch: Map<string, Map<string, ClientRecord>>, unsure: Map<string, Set<string>>): Promise<void> {
+    const mark = this.driver.mark();
+    for (const [user, clients] of batch) {
+      const data: Record<string, Stored> = {};
+      const uns = unsure.get(user);
+      for (const [client, r] of clients) {
+        // made without reading the stored record: merge with it now (unreadable still: this
+        // record alone is safe to write — first seen 0, seen now; lost deliveries only keep more)
+        data[client] = encode(uns?.has(client) ? merge(r, await this.readOrUndefined(user, client)) : r);
+      }
+      await this.store.setKeys(user, data);
+    }
+    await this.driver.durable(mark);
+  }
+
+  /** A flush failed: its records go back into the buffer, merged with what was recorded since. */
+  private putBack(batch: Map<string, Map<string, ClientRecord>>, unsure: Map<string, Set<string>>): void {
+    for (const [user, clients] of batch) {
+      for (const [client, r] of clients) {
+        const now = this.dirty.get(user)?.get(client);
+        this.touch(user, client, merge(r, now));
+        if (unsure.get(user)?.has(client)) {
+          let m = this.unsure.get(user);
+          if (!m) {
+            m = new Set();
+            this.unsure.set(user, m);
+          }
+          m.add(client);
+        }
+      }
+    }
   }
 
   /**
@@ -198,13 +264,15 @@ export class Tracker {
    * was seen again meanwhile is kept. Returns what to call once the
    * transaction committed (it drops the buffered changes now written).
    */
-  save(user: string, next: Map<string, ClientRecord | undefined>, before: Map<string, ClientRecord>): () => void {
+  async save(user: string, next: Map<string, ClientRecord | undefined>, before: Map<string, ClientRecord>): Promise<() => void> {
     const data: Record<string, Stored | undefined> = {};
     const pending = this.dirty.get(user);
+    const written = new Map<string, string>(); // client → the buffered record written, encoded
     for (const [client, r] of next) {
-      const stored = decode(this.store.get(user, client));
+      const stored = decode(await this.store.get(user, client));
       const buffered = pending?.get(client);
       const current = stored && buffered ? merge(stored, buffered) : (buffered ?? stored);
+      if (buffered) written.set(client, JSON.stringify(encode(buffered)));
       if (r === undefined) {
         const was = before.get(client);
         const seenAgain = current !== undefined && (was === undefined || current.lastSeen > was.lastSeen);
@@ -213,12 +281,14 @@ export class Tracker {
         data[client] = encode(merge(r, current));
       }
     }
-    this.store.setKeys(user, data);
+    await this.store.setKeys(user, data);
     return () => {
       const m = this.dirty.get(user);
       if (!m) return;
-      for (const client of next.keys()) {
-        if (m.delete(client)) this.dirtyCount--;
+      for (const [client, was] of written) {
+        // only what was written: a record changed since stays buffered
+        const rec = m.get(client);
+        if (rec && JSON.stringify(encode(rec)) === was && m.delete(client)) this.dirtyCount--;
         this.unsure.get(user)?.delete(client); // save() merged with the stored record
       }
       if (m.size === 0) this.dirty.delete(user);
@@ -233,9 +303,9 @@ export class Tracker {
    * buffered; written after a purge, it only makes clients of a re-created
    * account block deletion longer.
    */
-  forgetUser(user: string): void {
+  async forgetUser(user: string): Promise<void> {
     this.forgotten.set(user, this.generation(user) + 1);
-    this.flushSafely();
+    await this.flushSafely();
   }
 
   /** Changes when the user's tracking is forgotten (account deleted): a cleanup begun before must not save. */
@@ -243,7 +313,7 @@ export class Tracker {
     return this.forgotten.get(user) ?? 0;
   }
 
-  users(): string[] {
-    return [...new Set([...this.store.users(), ...this.dirty.keys()])];
+  async users(): Promise<string[]> {
+    return [...new Set([...(await this.store.users()), ...this.dirty.keys()])];
   }
 }

@@ -47,11 +47,11 @@ export default defineModule("roster", (module) => {
     return undefined;
   });
 
-  module.hook(`iq-get/self/${NS_ROSTER}:query`, ({ origin, stanza }: StanzaEvent) => {
+  module.hook(`iq-get/self/${NS_ROSTER}:query`, async ({ origin, stanza }: StanzaEvent) => {
     const session = origin as Session;
     const user = session.jid!.local!;
     session.set(INTERESTED, true);
-    const roster = loadRoster(host, user);
+    const roster = await loadRoster(host, user);
     const ver = String(roster.meta.version);
     const asked = stanza.getChild("query", NS_ROSTER)!.attrs.ver as string | undefined;
     if (asked !== undefined && asked === ver) {
@@ -64,7 +64,7 @@ export default defineModule("roster", (module) => {
     return true;
   });
 
-  module.hook(`iq-set/self/${NS_ROSTER}:query`, ({ origin, stanza }: StanzaEvent) => {
+  module.hook(`iq-set/self/${NS_ROSTER}:query`, async ({ origin, stanza }: StanzaEvent) => {
     const session = origin as Session;
     const user = session.jid!.local!;
     const items = stanza.getChild("query", NS_ROSTER)!.getChildren("item");
@@ -77,13 +77,13 @@ export default defineModule("roster", (module) => {
       throw new StanzaError("bad-request", "the item's jid is not a valid JID");
     }
     if (jid === session.jid!.bare) throw new StanzaError("not-allowed", "you cannot add yourself to your roster");
-    const roster = loadRoster(host, user);
+    const roster = await loadRoster(host, user);
     if (el.attrs.subscription === "remove") {
       const old = roster.items.get(jid);
       if (!old) throw new StanzaError("item-not-found", "no such roster item");
       roster.items.delete(jid);
       delete roster.meta.pending[jid];
-      const v = saveRoster(host, user, roster);
+      const v = await saveRoster(host, user, roster);
       session.send(iqResult(stanza));
       pushRosterItem(host, user, jid, "remove", v);
       // RFC 6121 §2.5.2: cancel the subscriptions both ways
@@ -109,7 +109,7 @@ export default defineModule("roster", (module) => {
     if (name === undefined || name === "") delete item.name;
     else item.name = name;
     roster.items.set(jid, item);
-    const v = saveRoster(host, user, roster);
+    const v = await saveRoster(host, user, roster);
     session.send(iqResult(stanza));
     pushRosterItem(host, user, jid, item, v);
     return true;

@@ -26,8 +26,8 @@ export interface Roster {
 
 const SUBS = new Set(["none", "to", "from", "both"]);
 
-export function loadRoster(host: Pick<HostView, "openStore">, user: string): Roster {
-  const data = host.openStore("roster", "keyval").get(user);
+export async function loadRoster(host: Pick<HostView, "openStore">, user: string): Promise<Roster> {
+  const data = await host.openStore("roster", "keyval").get(user);
   const items = new Map<string, RosterItem>();
   let meta: RosterMeta = { version: 0, pending: {} };
   if (data) {
@@ -48,12 +48,13 @@ export function loadRoster(host: Pick<HostView, "openStore">, user: string): Ros
   return { items, meta };
 }
 
-/** Saves the roster with a new version; returns the version. */
-export function saveRoster(host: Pick<HostView, "openStore">, user: string, roster: Roster): number {
+/** Saves the roster with a new version; resolves with the version once it is durable. */
+export async function saveRoster(host: Pick<HostView, "openStore" | "durable">, user: string, roster: Roster): Promise<number> {
   roster.meta.version++;
   const data: KeyvalData = { [NON_STRING_KEYS]: new Map<unknown, unknown>([[false, roster.meta]]) };
   for (const [jid, item] of roster.items) data[jid] = item;
-  host.openStore("roster", "keyval").set(user, data);
+  await host.openStore("roster", "keyval").set(user, data);
+  await host.durable();
   return roster.meta.version;
 }
 

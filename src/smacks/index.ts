@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { defineModule } from "../core/module.js";
 import { archivedOf } from "../mam/index.js";
 import type { StanzaEvent } from "../core/delivery.js";
-import type { Session, StanzaFilter } from "../core/session.js";
+import type { Session } from "../core/session.js";
 import { errorReply, NS_CLIENT, NS_STANZAS, xml } from "../xmpp/stanza.js";
 import { H_MOD, SmQueue } from "./queue.js";
 import { failed, NS_SM, SmSink, smElement, STATE, type State } from "./state.js";
@@ -75,10 +75,11 @@ export default defineModule(
       st.requestTimer = st.hibernationTimer = st.immediate = undefined;
     }
 
-    const countInbound: StanzaFilter = (stanza, session) => {
+    // A stanza counts in h once it was handled and what it stored is durable (the
+    // session tells, in order): an <a/> never acknowledges what a crash could lose.
+    const countInbound = (st: State) => (stanza: Element) => {
       const ns = stanza.attrs.xmlns as string | undefined;
-      if (COUNTED.has(stanza.name) && (ns === undefined || ns === NS_CLIENT)) stateOf(session)!.queue.received++;
-      return stanza;
+      if (COUNTED.has(stanza.name) && (ns === undefined || ns === NS_CLIENT)) st.queue.received++;
     };
 
     function processAck(session: Session, st: State, hAttr: unknown): boolean {
@@ -129,7 +130,7 @@ export default defineModule(
       st.sink = new SmSink(origin.output, onStanza(st));
       origin.set(STATE, st);
       origin.setOutput(st.sink);
-      module.addFilter(origin, "stanzas/in", countInbound, 1000);
+      origin.onSettled(countInbound(st));
       const attrs: Record<string, string> = { id };
       if (wantResume) {
         attrs.resume = "true";
@@ -184,7 +185,8 @@ export default defineModule(
       const st = origin && stateOf(origin);
       if (!origin) return undefined;
       if (!st) return true;
-      origin.sendNonza(smElement("a", { h: String(st.queue.received % H_MOD) }));
+      // answered once everything received before it is durable
+      void origin.settled().then(() => origin.sendNonza(smElement("a", { h: String(st.queue.received % H_MOD) })));
       return true;
     });
 

@@ -4,8 +4,12 @@ import { SqliteDriver } from "./sqlite/driver.js";
 import type { StorageConfig, StorageDriver } from "./types.js";
 
 export function openStorage(config: StorageConfig): StorageDriver {
-  return config.driver === "memory" ? new MemoryDriver() : new SqliteDriver(config.database, { synchronous: config.synchronous });
+  const commit = { ...(config.commitDelayMs !== undefined && { commitDelayMs: config.commitDelayMs }), ...(config.commitMaxWrites !== undefined && { commitMaxWrites: config.commitMaxWrites }) };
+  return config.driver === "memory"
+    ? new MemoryDriver({ commit })
+    : new SqliteDriver(config.database, { synchronous: config.synchronous, commit });
 }
 
 export { MemoryDriver, SqliteDriver };
+export { DEFAULT_GROUP_COMMIT } from "./group-commit.js";
 export * from "./types.js";

@@ -2,6 +2,7 @@
 // store, key, type, value). Both drivers provide the rows; the table logic —
 // including Prosody's empty-key row for non-string keys — is written once here.
 import { decodeValue, encodeJson, encodeValue } from "./codec.js";
+import type { GroupCommit } from "./group-commit.js";
 import {
   type KeyValueStore,
   type KeyvalData,
@@ -25,7 +26,17 @@ export interface RowBackend {
   deleteRow(host: string, user: string, store: string, key: string): void;
   insertRow(host: string, user: string, store: string, key: string, type: string, value: string): void;
   users(host: string, store: string): string[];
-  transaction<T>(fn: () => T): T;
+  /** Where writes go: the driver's group commit. */
+  readonly writes: GroupCommit;
+}
+
+/** A synchronous read as a promise (a throw becomes a rejection). */
+export function read<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 function decodeRows(rows: Row[]): KeyvalData | undefined {
@@ -62,12 +73,19 @@ export class RowKeyValueStore implements KeyValueStore {
     private readonly store: string,
   ) {}
 
-  get(user: string | undefined): KeyvalData | undefined {
-    return decodeRows(this.b.rows(this.host, user ?? "", this.store));
+  get(user: string | undefined): Promise<KeyvalData | undefined> {
+    return read(() => decodeRows(this.b.rows(this.host, user ?? "", this.store)));
   }
 
-  set(user: string | undefined, data: KeyvalData | undefined): void {
-    const u = user ?? "";
+  set(user: string | undefined, data: KeyvalData | undefined): Promise<void> {
+    try {
+      return this.write(user ?? "", data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private write(u: string, data: KeyvalData | undefined): Promise<void> {
     // encode everything first: a value that cannot be stored leaves the old data intact
     const rows: [string, string, string][] = [];
     if (data) {
@@ -87,14 +105,14 @@ export class RowKeyValueStore implements KeyValueStore {
       }
       if (hasExtra) rows.push(["", "json", encodeJson(extra)]);
     }
-    this.b.transaction(() => {
+    return this.b.writes.write(() => {
       this.b.deleteRows(this.host, u, this.store);
       for (const [k, t, v] of rows) this.b.insertRow(this.host, u, this.store, k, t, v);
     });
   }
 
-  users(): string[] {
-    return this.b.users(this.host, this.store);
+  users(): Promise<string[]> {
+    return read(() => this.b.users(this.host, this.store));
   }
 }
 
@@ -105,23 +123,30 @@ export class RowMapStore implements MapStore {
     private readonly store: string,
   ) {}
 
-  get(user: string | undefined, key: string): StoredValue | undefined {
-    checkKey(key);
-    const row = this.b.row(this.host, user ?? "", this.store, key);
-    return row === undefined ? undefined : decodeValue(row.type, row.value);
-  }
-
-  set(user: string | undefined, key: string, value: StoredValue | undefined): void {
-    this.setKeys(user, { [key]: value });
-  }
-
-  setKeys(user: string | undefined, data: Record<string, StoredValue | undefined>): void {
-    const u = user ?? "";
-    const entries = Object.entries(data).map(([k, v]) => {
-      checkKey(k);
-      return [k, v === undefined ? undefined : encodeValue(v)] as const;
+  get(user: string | undefined, key: string): Promise<StoredValue | undefined> {
+    return read(() => {
+      checkKey(key);
+      const row = this.b.row(this.host, user ?? "", this.store, key);
+      return row === undefined ? undefined : decodeValue(row.type, row.value);
     });
-    this.b.transaction(() => {
+  }
+
+  set(user: string | undefined, key: string, value: StoredValue | undefined): Promise<void> {
+    return this.setKeys(user, { [key]: value });
+  }
+
+  setKeys(user: string | undefined, data: Record<string, StoredValue | undefined>): Promise<void> {
+    const u = user ?? "";
+    let entries: (readonly [string, readonly [string, string] | undefined])[];
+    try {
+      entries = Object.entries(data).map(([k, v]) => {
+        checkKey(k);
+        return [k, v === undefined ? undefined : encodeValue(v)] as const;
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.b.writes.write(() => {
       for (const [k, enc] of entries) {
         this.b.deleteRow(this.host, u, this.store, k);
         if (enc) this.b.insertRow(this.host, u, this.store, k, enc[0], enc[1]);
@@ -129,11 +154,11 @@ export class RowMapStore implements MapStore {
     });
   }
 
-  getAll(user: string | undefined): KeyvalData | undefined {
-    return decodeRows(this.b.rows(this.host, user ?? "", this.store));
+  getAll(user: string | undefined): Promise<KeyvalData | undefined> {
+    return read(() => decodeRows(this.b.rows(this.host, user ?? "", this.store)));
   }
 
-  users(): string[] {
-    return this.b.users(this.host, this.store);
+  users(): Promise<string[]> {
+    return read(() => this.b.users(this.host, this.store));
   }
 }

@@ -1,5 +1,11 @@
 // Storage contracts. Modules see only these; drivers implement them.
-// Stores are synchronous, as the SQLite driver (better-sqlite3) is.
+//
+// Every store method is asynchronous. A write's promise resolves once the
+// write is applied: every later read, from anyone, sees it. It is durable —
+// on disk, as the driver's `synchronous` setting defines it — once
+// `driver.durable()` (called after it) resolves: drivers group the writes of
+// many callers into one commit. `transaction(fn)` resolves once its writes
+// are durable.
 import type { Element } from "@xmpp/xml";
 
 export type StoreKind = "keyval" | "map" | "archive";
@@ -26,23 +32,23 @@ export type StoredValue = unknown;
 
 /** Prosody's keyval store: one table per user (user `undefined` = the host itself). */
 export interface KeyValueStore {
-  get(user: string | undefined): KeyvalData | undefined;
+  get(user: string | undefined): Promise<KeyvalData | undefined>;
   /** Replaces the user's whole table; `undefined` (or an empty object) deletes it. */
-  set(user: string | undefined, data: KeyvalData | undefined): void;
+  set(user: string | undefined, data: KeyvalData | undefined): Promise<void>;
   /** Users that have data in this store. */
-  users(): string[];
+  users(): Promise<string[]>;
 }
 
 /** Prosody's map store: single keys of a user's table. */
 export interface MapStore {
-  get(user: string | undefined, key: string): StoredValue | undefined;
+  get(user: string | undefined, key: string): Promise<StoredValue | undefined>;
   /** `undefined` deletes the key. */
-  set(user: string | undefined, key: string, value: StoredValue | undefined): void;
-  /** Sets several keys in one transaction (`undefined` values delete). */
-  setKeys(user: string | undefined, data: Record<string, StoredValue | undefined>): void;
+  set(user: string | undefined, key: string, value: StoredValue | undefined): Promise<void>;
+  /** Sets several keys at once: all of them or, on failure, none (`undefined` values delete). */
+  setKeys(user: string | undefined, data: Record<string, StoredValue | undefined>): Promise<void>;
   /** Every key/value of the user (non-string keys under NON_STRING_KEYS). */
-  getAll(user: string | undefined): KeyvalData | undefined;
-  users(): string[];
+  getAll(user: string | undefined): Promise<KeyvalData | undefined>;
+  users(): Promise<string[]>;
 }
 
 export interface ArchiveAppend {
@@ -114,9 +120,7 @@ export interface ArchiveRef {
    * position of the newest one. No item of the user lies strictly between
    * `prev` and `pos`, then or later (positions only grow), whichever process
    * writes. Smart retention uses it to record a delivery as one run with the
-   * ones before it. Like `pos`, it holds once the append is committed: an
-   * append inside a caller's transaction that is rolled back gives its
-   * position out again.
+   * ones before it.
    */
   prev?: number;
 }
@@ -136,7 +140,8 @@ export interface ArchiveCaps {
   readonly ids: boolean;
   /**
    * A position is never given out twice, even after the newest items were
-   * deleted (SQLite: `sort_id ... AUTOINCREMENT`, as Prosody creates it).
+   * deleted (SQLite: `sort_id ... AUTOINCREMENT`, as Prosody creates it) or
+   * a commit failed (the driver moves the sequence past what it gave out).
    * Smart retention's delivery records are positions, so it needs this.
    */
   readonly stablePositions: boolean;
@@ -144,14 +149,14 @@ export interface ArchiveCaps {
 
 export interface ArchiveStore {
   readonly caps: ArchiveCaps;
-  append(user: string, item: ArchiveAppend): ArchiveRef;
-  find(user: string, query?: ArchiveQuery): ArchivePage;
-  get(user: string, id: string): ArchiveItem | undefined;
+  append(user: string, item: ArchiveAppend): Promise<ArchiveRef>;
+  find(user: string, query?: ArchiveQuery): Promise<ArchivePage>;
+  get(user: string, id: string): Promise<ArchiveItem | undefined>;
   /** Deletes matching items of `user` (of every user when `null`); returns how many. */
-  delete(user: string | null, query?: ArchiveDeleteQuery): number;
-  summary(user: string): ArchiveSummary;
+  delete(user: string | null, query?: ArchiveDeleteQuery): Promise<number>;
+  summary(user: string): Promise<ArchiveSummary>;
   /** Users with at least one item. */
-  users(): string[];
+  users(): Promise<string[]>;
 }
 
 export type StoreOf<K extends StoreKind> = K extends "keyval"
@@ -165,11 +170,35 @@ export interface StorageDriver {
   keyval(host: string, store: string): KeyValueStore;
   map(host: string, store: string): MapStore;
   archive(host: string, store: string): ArchiveStore;
-  /** Runs `fn` in one transaction (nested calls join the outer one). */
-  transaction<T>(fn: () => T): T;
+  /**
+   * Runs `fn` as one transaction: its writes commit together or not at all.
+   * Resolves with its result once they are durable. Nested calls join the
+   * outer one. Other writers wait while `fn` runs: keep it short.
+   */
+  transaction<T>(fn: () => T | Promise<T>): Promise<T>;
+  /** A mark for the writes issued from now on (see `durable`). */
+  mark(): WriteMark;
+  /**
+   * Resolves once every write applied before the call is durable; with a
+   * `mark`, rejects if a write issued since the mark may have been lost (a
+   * commit failed). What a stanza caused is acknowledged only after this.
+   */
+  durable(mark?: WriteMark): Promise<void>;
   /** Removes everything stored for one user of one host, in every store. */
-  deleteUser(host: string, user: string): void;
-  close(): void;
+  deleteUser(host: string, user: string): Promise<void>;
+  /** Commits what is pending and closes. */
+  close(): Promise<void>;
+}
+
+/** Counts the commits that failed: see `StorageDriver.durable`. */
+export type WriteMark = number;
+
+/** How writes are grouped into commits (the config's `storage.commit_delay_ms` / `commit_max_writes`). */
+export interface CommitOptions {
+  /** 0: at the end of the event loop's turn; more: at most this many ms after a batch's first write. */
+  commitDelayMs: number;
+  /** A batch of this many writes commits at once. */
+  commitMaxWrites: number;
 }
 
 export type StorageErrorCode = "item-not-found" | "backend" | "bad-value";
@@ -187,5 +216,5 @@ export class StorageError extends Error {
 
 /** Which driver to open, as the config's `storage` option says (parsed). */
 export type StorageConfig =
-  | { driver: "memory" }
-  | { driver: "sqlite"; database: string; synchronous: "full" | "normal" };
+  | ({ driver: "memory" } & Partial<CommitOptions>)
+  | ({ driver: "sqlite"; database: string; synchronous: "full" | "normal" } & Partial<CommitOptions>);

@@ -113,7 +113,7 @@ export class TestServer {
     if (opts.presence !== false) {
       const p = xml("presence");
       if (typeof opts.presence === "number") p.c("priority").t(String(opts.presence));
-      client.send(p);
+      void client.send(p);
     }
     return client;
   }
@@ -136,7 +136,7 @@ export class TestServer {
     const h = opts.h ?? old.handled;
     client.handled = h;
     client.smId = previd;
-    host.server.router.fromSession(client.session, xml("resume", { xmlns: NS_SM, previd, h: String(h % 2 ** 32) }));
+    void host.server.router.fromSession(client.session, xml("resume", { xmlns: NS_SM, previd, h: String(h % 2 ** 32) }));
     const answer = client.nonzas.find((n) => n.name === "resumed" || n.name === "failed");
     if (answer?.name !== "resumed") throw new Error(`resume refused: ${answer?.toString() ?? "no answer"}`);
     this.clients.add(client);
@@ -153,9 +153,16 @@ export class TestServer {
     return this.logs.filter((r) => r.level >= level);
   }
 
-  stop(): void {
+  /** Resolves once every client's stanzas were handled and what they stored is durable. */
+  async settle(): Promise<void> {
+    for (const c of this.clients) await c.session.idle();
+    await this.server.storage.durable();
+  }
+
+  /** Closes every client and the server; resolves once the storage is closed. */
+  stop(): Promise<void> {
     for (const c of this.clients) c.close();
-    this.server.stop();
+    return this.server.stop();
   }
 }
 
@@ -208,13 +215,15 @@ export class FakeClient {
   };
 
   /** Sends `<a h/>` for what this connection handled (or the given h). */
-  ack(h = this.handled): void {
-    this.send(xml("a", { xmlns: NS_SM, h: String(h % 2 ** 32) }));
+  ack(h = this.handled): Promise<void> {
+    return this.send(xml("a", { xmlns: NS_SM, h: String(h % 2 ** 32) }));
   }
 
-  /** Sends `<r/>`; the server's `<a/>` lands in `nonzas`. */
-  requestAck(): void {
-    this.send(xml("r", { xmlns: NS_SM }));
+  /** Sends `<r/>`; resolves once the server's `<a/>` (counting what is durable) is in `nonzas`. */
+  async requestAck(): Promise<void> {
+    await this.send(xml("r", { xmlns: NS_SM }));
+    await this.session.settled();
+    await new Promise<void>((r) => setImmediate(r));
   }
 
   /** The connection breaks: with resumable stream management the session hibernates, else it ends. */
@@ -227,10 +236,17 @@ export class FakeClient {
     return this.session.jid!.full;
   }
 
-  /** Sends a stanza (an element or XML text) as this client. */
-  send(stanza: Element | string): void {
+  /**
+   * Sends a stanza (an element or XML text) as this client; resolves once the
+   * server handled it and what it stored is durable (await it before looking
+   * at what arrived).
+   */
+  async send(stanza: Element | string): Promise<void> {
     if (this.disconnected) throw new Error(`${this.session.jid?.full ?? "client"}: the connection is closed`);
-    this.session.receive(typeof stanza === "string" ? parseXml(stanza) : stanza);
+    const session = this.session;
+    session.receive(typeof stanza === "string" ? parseXml(stanza) : stanza);
+    await session.idle();
+    await (session.host as Host).durable();
   }
 
   /** Sends an iq (an id is added if missing) and resolves with its result or error reply. */
@@ -239,8 +255,8 @@ export class FakeClient {
     if (el.attrs.id === undefined) el.attrs.id = `test-${++this.nextId}`;
     const id = el.attrs.id as string;
     const reply = this.next((s) => s.name === "iq" && s.attrs.id === id && (s.attrs.type === "result" || s.attrs.type === "error"), timeoutMs);
-    this.send(el);
-    return reply;
+    reply.catch(() => {}); // (a timeout is still the caller's: see the return)
+    return this.send(el).then(() => reply);
   }
 
   /** The next stanza (matching `pred`): taken from the queue, or awaited. */

@@ -7,7 +7,8 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { decodeValue, serializeXml } from "../codec.js";
 import { toSeconds } from "../filter.js";
-import { type Row, type RowBackend, RowKeyValueStore, RowMapStore } from "../rows.js";
+import { type CommitBackend, DEFAULT_GROUP_COMMIT, GroupCommit } from "../group-commit.js";
+import { read, type Row, type RowBackend, RowKeyValueStore, RowMapStore } from "../rows.js";
 import {
   type ArchiveAppend,
   type ArchiveCaps,
@@ -18,6 +19,7 @@ import {
   type ArchiveRef,
   type ArchiveStore,
   type ArchiveSummary,
+  type CommitOptions,
   type KeyValueStore,
   type MapStore,
   type StorageDriver,
@@ -45,6 +47,8 @@ export interface SqliteOptions {
    * but may lose the last commits (never the database) on power loss.
    */
   synchronous?: "full" | "normal";
+  /** How writes are grouped into commits. */
+  commit?: Partial<CommitOptions>;
 }
 
 interface ArchiveRow {
@@ -60,9 +64,13 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   readonly name = "sqlite";
   readonly db: Database.Database;
   private readonly cache = new Map<string, Database.Statement>();
-  private readonly tx: (fn: () => unknown) => unknown;
+  readonly writes: GroupCommit;
   /** Whether prosodyarchive.sort_id is AUTOINCREMENT (positions never reused): Prosody's schema and ours say so. */
   archivePositionsStable = true;
+  /** The highest archive position this connection gave out (committed or not). */
+  private maxPos = 0;
+  /** After a failed commit: the position the archive's sequence must be moved to (its rollback moved it back). */
+  private seqAtLeast = 0;
 
   constructor(readonly path: string, opts: SqliteOptions = {}) {
     try {
@@ -83,7 +91,40 @@ export class SqliteDriver implements StorageDriver, RowBackend {
         cause: err,
       });
     }
-    this.tx = this.db.transaction((fn: () => unknown) => fn());
+    const backend: CommitBackend = {
+      begin: () => {
+        this.stmt("BEGIN IMMEDIATE").run();
+        if (this.seqAtLeast > 0) this.moveSequence(this.seqAtLeast);
+      },
+      commit: () => {
+        this.stmt("COMMIT").run();
+        this.seqAtLeast = 0;
+      },
+      rollback: () => this.stmt("ROLLBACK").run(),
+      inBatch: () => this.db.inTransaction,
+      savepoint: (n) => this.stmt(`SAVEPOINT "${n}"`).run(),
+      release: (n) => this.stmt(`RELEASE "${n}"`).run(),
+      rollbackTo: (n) => this.stmt(`ROLLBACK TO "${n}"`).run(),
+    };
+    // A failed commit rolls back the archive's AUTOINCREMENT sequence, which would give the
+    // positions of the lost rows out again; a delivery record may already name them.
+    // So the next batch first moves the sequence past every position given out.
+    this.writes = new GroupCommit(backend, { ...DEFAULT_GROUP_COMMIT, ...opts.commit }, () => {
+      this.seqAtLeast = Math.max(this.seqAtLeast, this.maxPos);
+    });
+  }
+
+  private moveSequence(to: number): void {
+    const name = "prosodyarchive";
+    const r = this.stmt('UPDATE "sqlite_sequence" SET "seq"=? WHERE "name"=? AND "seq"<?').run(to, name, to);
+    if (r.changes === 0) {
+      this.stmt('INSERT INTO "sqlite_sequence" ("name","seq") SELECT ?,? WHERE NOT EXISTS (SELECT 1 FROM "sqlite_sequence" WHERE "name"=?)').run(name, to, name);
+    }
+  }
+
+  /** An archive position was given out. */
+  gavePosition(pos: number): void {
+    if (pos > this.maxPos) this.maxPos = pos;
   }
 
   /**
@@ -143,8 +184,21 @@ export class SqliteDriver implements StorageDriver, RowBackend {
     }
   }
 
-  transaction<T>(fn: () => T): T {
-    return this.run("transaction", () => this.tx(fn) as T);
+  transaction<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.writes.transaction(fn);
+  }
+
+  mark(): number {
+    return this.writes.mark();
+  }
+
+  durable(mark?: number): Promise<void> {
+    return this.writes.durable(mark);
+  }
+
+  /** For tests: the next `n` commits fail and roll back. */
+  injectCommitFailures(n: number): void {
+    this.writes.injectCommitFailures(n);
   }
 
   // ---- rows of the "prosody" table ------------------------------------------------
@@ -210,15 +264,24 @@ export class SqliteDriver implements StorageDriver, RowBackend {
     return new SqliteArchive(this, host, store);
   }
 
-  deleteUser(host: string, user: string): void {
-    this.transaction(() => {
-      this.stmt('DELETE FROM "prosody" WHERE "host"=? AND "user"=?').run(host, user);
-      this.stmt('DELETE FROM "prosodyarchive" WHERE "host"=? AND "user"=?').run(host, user);
-    });
+  async deleteUser(host: string, user: string): Promise<void> {
+    await this.writes.write(() =>
+      this.run("delete", () => {
+        this.stmt('DELETE FROM "prosody" WHERE "host"=? AND "user"=?').run(host, user);
+        this.stmt('DELETE FROM "prosodyarchive" WHERE "host"=? AND "user"=?').run(host, user);
+      }),
+    );
   }
 
-  close(): void {
-    if (this.db.open) this.db.close();
+  async close(): Promise<void> {
+    this.closeNow();
+  }
+
+  /** Commits what is pending and closes, synchronously (for exit handlers). */
+  closeNow(): void {
+    if (!this.db.open) return;
+    this.writes.close();
+    this.db.close();
   }
 }
 
@@ -235,7 +298,7 @@ class SqliteArchive implements ArchiveStore {
     this.caps = { total: true, wildcardDelete: true, ids: true, stablePositions: d.archivePositionsStable };
   }
 
-  append(user: string, item: ArchiveAppend): ArchiveRef {
+  append(user: string, item: ArchiveAppend): Promise<ArchiveRef> {
     const id = item.id ?? randomUUID();
     const when = toSeconds(item.when);
     const value = serializeXml(item.stanza);
@@ -260,10 +323,13 @@ class SqliteArchive implements ArchiveStore {
         .get(this.host, user, this.store, p) as { prev: number | bigint } | undefined;
       return [p, row === undefined ? undefined : Number(row.prev)] as const;
     };
-    // Inside a caller's transaction, a plain append needs no savepoint of its own (they cost as
-    // much as the insert); a replacement by id keeps one, so that its delete and insert stay one.
-    const [pos, prev] = this.d.db.inTransaction && item.id === undefined ? this.d.run("append", write) : this.d.transaction(write);
-    return prev === undefined ? { id, pos, when: when * 1000 } : { id, pos, when: when * 1000, prev };
+    // A plain append is one statement, atomic by itself: no savepoint (they cost as much as the
+    // insert); a replacement by id keeps one, so that its delete and insert stay one.
+    return this.d.writes.write(() => {
+      const [pos, prev] = this.d.run("append", write);
+      this.d.gavePosition(pos);
+      return prev === undefined ? { id, pos, when: when * 1000 } : { id, pos, when: when * 1000, prev };
+    }, item.id === undefined);
   }
 
   private where(user: string | null, q: ArchiveQuery & ArchiveDeleteQuery): [string, unknown[]] {
@@ -300,7 +366,11 @@ class SqliteArchive implements ArchiveStore {
     return row.sort_id;
   }
 
-  find(user: string, q: ArchiveQuery = {}): ArchivePage {
+  find(user: string, q: ArchiveQuery = {}): Promise<ArchivePage> {
+    return read(() => this.findNow(user, q));
+  }
+
+  private findNow(user: string, q: ArchiveQuery): ArchivePage {
     return this.d.run("query", () => {
       const [where, args] = this.where(user, q);
       const page: ArchivePage = { items: [] };
@@ -334,16 +404,20 @@ class SqliteArchive implements ArchiveStore {
     });
   }
 
-  get(user: string, id: string): ArchiveItem | undefined {
-    return this.d.run("query", () => {
+  get(user: string, id: string): Promise<ArchiveItem | undefined> {
+    return read(() => this.d.run("query", () => {
       const row = this.d
         .stmt(`${COLS} WHERE "host"=? AND "user"=? AND "store"=? AND "key"=?`)
         .get(this.host, user, this.store, id) as ArchiveRow | undefined;
       return row && toItem(row);
-    });
+    }));
   }
 
-  delete(user: string | null, q: ArchiveDeleteQuery = {}): number {
+  delete(user: string | null, q: ArchiveDeleteQuery = {}): Promise<number> {
+    return this.d.writes.write(() => this.deleteNow(user, q), true);
+  }
+
+  private deleteNow(user: string | null, q: ArchiveDeleteQuery): number {
     return this.d.run("delete", () => {
       const [where, args] = this.where(user, q);
       let sql = where;
@@ -363,7 +437,11 @@ class SqliteArchive implements ArchiveStore {
     });
   }
 
-  summary(user: string): ArchiveSummary {
+  summary(user: string): Promise<ArchiveSummary> {
+    return read(() => this.summaryNow(user));
+  }
+
+  private summaryNow(user: string): ArchiveSummary {
     return this.d.run("query", () => {
       const base = 'FROM "prosodyarchive" WHERE "host"=? AND "user"=? AND "store"=?';
       const args = [this.host, user, this.store];
@@ -381,15 +459,15 @@ class SqliteArchive implements ArchiveStore {
     });
   }
 
-  users(): string[] {
-    return this.d.run("query", () =>
+  users(): Promise<string[]> {
+    return read(() => this.d.run("query", () =>
       (
         this.d.stmt('SELECT DISTINCT "user" FROM "prosodyarchive" WHERE "host"=? AND "store"=?').all(
           this.host,
           this.store,
         ) as { user: string }[]
       ).map((r) => r.user),
-    );
+    ));
   }
 }
 
