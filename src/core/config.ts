@@ -10,13 +10,20 @@ import type { StorageConfig } from "../storage/types.js";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const DRIVERS = ["memory", "sqlite"] as const;
 
+/** Group commit (see storage/group-commit.ts): how long a batch may wait, and how large it may grow. */
+const commitKeys = {
+  commit_delay_ms: z.number().int().min(0).max(1000).optional(),
+  commit_max_writes: z.number().int().min(1).max(100000).optional(),
+};
+
 const storageSchema = z.union([
   z.enum(DRIVERS),
-  z.strictObject({ driver: z.literal("memory") }),
+  z.strictObject({ driver: z.literal("memory"), ...commitKeys }),
   z.strictObject({
     driver: z.literal("sqlite"),
     database: z.string().min(1).optional(),
     synchronous: z.enum(["full", "normal"]).optional(),
+    ...commitKeys,
   }),
 ]);
 
@@ -113,13 +120,18 @@ export function parseConfig(input: unknown): Config {
     hosts.set(domain, section);
   }
   const s = result.data.storage ?? "sqlite";
+  const commit = {
+    ...(typeof s === "object" && s.commit_delay_ms !== undefined && { commitDelayMs: s.commit_delay_ms }),
+    ...(typeof s === "object" && s.commit_max_writes !== undefined && { commitMaxWrites: s.commit_max_writes }),
+  };
   const storage: StorageConfig =
     s === "memory" || (typeof s === "object" && s.driver === "memory")
-      ? { driver: "memory" }
+      ? { driver: "memory", ...commit }
       : {
           driver: "sqlite",
           database: (typeof s === "object" && s.driver === "sqlite" && s.database) || DEFAULT_SQLITE_DATABASE,
           synchronous: (typeof s === "object" && s.driver === "sqlite" && s.synchronous) || "full",
+          ...commit,
         };
   return { global: raw, hosts, storage, logLevel: result.data.log?.level ?? "info" };
 }
@@ -181,7 +193,7 @@ function zodExpected(issue: z.core.$ZodIssue): string {
     case "unrecognized_keys":
       return `no key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
     case "invalid_union":
-      return 'one of "memory", "sqlite", { "driver": "memory" } or { "driver": "sqlite", "database": "<file>", "synchronous": "full" | "normal" }';
+      return 'one of "memory", "sqlite", { "driver": "memory" } or { "driver": "sqlite", "database": "<file>", "synchronous": "full" | "normal" } (both objects may add "commit_delay_ms": 0-1000 and "commit_max_writes": 1-100000)';
     default:
       return issue.message;
   }
