@@ -135,9 +135,27 @@ export class Accounts {
   }
 }
 
+/** How long an account found is taken to exist without asking the store again (every message asks). */
+const EXISTS_CACHE_MS = 10_000;
+
 /** The account provider (Prosody's mod_auth_internal_hashed): answers `user-exists`. */
 export default defineModule("auth_internal_hashed", (module) => {
   const accounts = new Accounts(module.hostView);
   void accounts.lookUpSha256();
-  module.hook("user-exists", ({ username }: { username: string }) => accounts.exists(username));
+  // Found accounts are remembered for a few seconds (deleted here: forgotten at once; deleted by
+  // another process: seen within EXISTS_CACHE_MS); an account not found is asked again each time.
+  const found = new Map<string, number>();
+  module.hook("user-exists", ({ username }: { username: string }) => {
+    const until = found.get(username);
+    if (until !== undefined && until > Date.now()) return true;
+    return accounts.exists(username).then((exists) => {
+      if (exists) found.set(username, Date.now() + EXISTS_CACHE_MS);
+      else found.delete(username);
+      return exists;
+    });
+  });
+  module.hook("user-deleted", ({ username }: { username: string }) => {
+    found.delete(username);
+    return undefined;
+  });
 });

@@ -27,6 +27,10 @@ class TcpTransport implements C2sTransport {
   // fatal: invalid UTF-8 is a stream error (RFC 6120 §4.9.3.22), not text quietly changed to U+FFFD
   private decoder = new TextDecoder("utf-8", { fatal: true });
   conn!: C2sConnection;
+  // What is written in one go of the event loop leaves in one socket write: a
+  // burst of stanzas to one client costs one system call, not one each.
+  private pending: string[] = [];
+  private flushQueued = false;
 
   constructor(
     private readonly raw: Socket,
@@ -57,6 +61,7 @@ class TcpTransport implements C2sTransport {
   }
 
   startTls(host: string): Promise<void> {
+    this.flush(); // <proceed/> goes out in the clear, before the handshake
     this.raw.off("data", this.onData);
     const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.tls.context(host)! });
     this.socket = secure;
@@ -73,10 +78,24 @@ class TcpTransport implements C2sTransport {
   }
 
   write(data: string): void {
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(data);
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.pending.push(data);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(this.flush);
+    }
   }
 
+  private flush = (): void => {
+    this.flushQueued = false;
+    if (this.pending.length === 0) return;
+    const data = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
+    this.pending = [];
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(data);
+  };
+
   end(): void {
+    this.flush();
     this.socket.end();
     setTimeout(() => this.abort(), 2000).unref();
   }

@@ -245,7 +245,7 @@ export class Session {
    */
   receive(stanza: Element): boolean {
     if (this.closed) return true;
-    if (this.busy) {
+    if (this.busy || this.inbox.length > 0) {
       this.inbox.push(stanza);
       return true;
     }
@@ -281,6 +281,15 @@ export class Session {
 
   private drain(): void {
     while (!this.busy && !this.closed && this.inbox.length > 0) {
+      if (overBudget()) {
+        // the rest next turn: the event loop serves everyone else in between
+        this.busy = true;
+        setImmediate(() => {
+          this.busy = false;
+          this.drain();
+        });
+        return;
+      }
       const el = this.inbox.shift()!;
       if (!this.handle(el)) this.unsupported(el);
     }
@@ -342,6 +351,24 @@ export class Session {
     this.host.detach(this, reason);
     this.sink.close?.(reason, this);
   }
+}
+
+// Handling stanza after stanza runs in promise continuations, which the event loop
+// cannot interrupt: once this turn of the loop has handled stanzas for TURN_BUDGET_MS,
+// a session's next stanza waits for the next turn, so that a MAM query (or a socket
+// of someone else) gets its turn too.
+const TURN_BUDGET_MS = 4;
+let turnStart = -1;
+function overBudget(): boolean {
+  const t = performance.now();
+  if (turnStart < 0) {
+    turnStart = t;
+    setImmediate(() => {
+      turnStart = -1;
+    });
+    return false;
+  }
+  return t - turnStart > TURN_BUDGET_MS;
 }
 
 const CLIENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

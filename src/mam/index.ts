@@ -5,7 +5,7 @@ import { domainToASCII } from "node:url";
 import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { OptionDecls } from "../core/options.js";
-import { StorageError, type ArchiveRef } from "../storage/types.js";
+import { StorageError, type ArchiveRef, type KeyvalData } from "../storage/types.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import type { Session } from "../core/session.js";
 import { bareOf, localOf } from "../xmpp/jid.js";
@@ -39,6 +39,7 @@ export { NS_SID } from "./stanza-ids.js";
 export const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
 
 const DEFAULT_PAGE = 20;
+const PREFS_CACHE_MS = 10_000;
 
 
 /** mam's options, each declared once (smart retention reads archive_expires_after with this). */
@@ -76,8 +77,22 @@ export default defineModule(
     const batchSize = o.archive_cleanup_batch_size;
 
     // ---- preferences ---------------------------------------------------------------
-    function storedPrefs(user: string) {
-      return prefsStore.get(user);
+    // Every archived message asks for its user's preferences: they are remembered for a few
+    // seconds (changed here: at once; changed by another process: within PREFS_CACHE_MS).
+    const prefsCache = new Map<string, { stored: KeyvalData | undefined; until: number }>();
+    let prefsWrites = 0; // a read begun before a write must not cache what it read
+    async function storedPrefs(user: string): Promise<KeyvalData | undefined> {
+      const hit = prefsCache.get(user);
+      if (hit !== undefined && hit.until > Date.now()) return hit.stored;
+      const writes = prefsWrites;
+      const stored = await prefsStore.get(user);
+      if (writes === prefsWrites) prefsCache.set(user, { stored, until: Date.now() + PREFS_CACHE_MS });
+      return stored;
+    }
+    async function setPrefs(user: string, prefs: Prefs | undefined): Promise<void> {
+      prefsWrites++;
+      prefsCache.delete(user);
+      await prefsStore.set(user, prefs && prefsToStored(prefs));
     }
     async function getPrefs(user: string): Promise<Prefs> {
       const stored = await storedPrefs(user);
@@ -214,7 +229,7 @@ export default defineModule(
       const q = parseQuery(query);
       const user = origin.jid.local!;
       if (smartEnable && (await storedPrefs(user)) === undefined) {
-        await prefsStore.set(user, prefsToStored({ default: defaultPolicy, always: [], never: [] }));
+        await setPrefs(user, { default: defaultPolicy, always: [], never: [] });
       }
       const max = Math.min(q.max ?? DEFAULT_PAGE, maxResults);
       let result: Page;
@@ -266,7 +281,7 @@ export default defineModule(
     module.hook(`iq-set/self/${NS_MAM}:prefs`, async ({ origin, stanza }: StanzaEvent) => {
       const prefs = prefsFromElement(stanza.getChild("prefs", NS_MAM)!);
       const user = origin!.jid!.local!;
-      await prefsStore.set(user, prefsToStored(prefs));
+      await setPrefs(user, prefs);
       await module.durable(); // the result says they are kept
       origin?.send(iqResult(stanza, prefsToElement(await getPrefs(user), NS_MAM)));
       return true;
@@ -293,7 +308,7 @@ export default defineModule(
     module.hook("user-deleted", async ({ username }: { username: string }) => {
       counts.delete(username);
       await archive.delete(username);
-      await prefsStore.set(username, undefined);
+      await setPrefs(username, undefined);
       return undefined;
     });
 

@@ -7,7 +7,7 @@ export function openStorage(config: StorageConfig): StorageDriver {
   const commit = { ...(config.commitDelayMs !== undefined && { commitDelayMs: config.commitDelayMs }), ...(config.commitMaxWrites !== undefined && { commitMaxWrites: config.commitMaxWrites }) };
   return config.driver === "memory"
     ? new MemoryDriver({ commit })
-    : new SqliteDriver(config.database, { synchronous: config.synchronous, commit });
+    : new SqliteDriver(config.database, { synchronous: config.synchronous, commit, checkpoints: "worker" });
 }
 
 export { MemoryDriver, SqliteDriver };

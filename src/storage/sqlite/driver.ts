@@ -3,9 +3,11 @@
 // statements prepared once and cached.
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { decodeValue, serializeXml } from "../codec.js";
+import { Checkpointer } from "./checkpointer.js";
 import { toSeconds } from "../filter.js";
 import { type CommitBackend, DEFAULT_GROUP_COMMIT, GroupCommit } from "../group-commit.js";
 import { read, type Row, type RowBackend, RowKeyValueStore, RowMapStore } from "../rows.js";
@@ -49,6 +51,12 @@ export interface SqliteOptions {
   synchronous?: "full" | "normal";
   /** How writes are grouped into commits. */
   commit?: Partial<CommitOptions>;
+  /**
+   * Who runs WAL checkpoints: "inline" (SQLite's automatic checkpoint, inside
+   * a commit, on the event loop) or "worker" (a worker thread with its own
+   * connection, off the event loop: what the server uses).
+   */
+  checkpoints?: "inline" | "worker";
 }
 
 interface ArchiveRow {
@@ -71,6 +79,7 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   private maxPos = 0;
   /** After a failed commit: the position the archive's sequence must be moved to (its rollback moved it back). */
   private seqAtLeast = 0;
+  private checkpointer: Checkpointer | undefined;
 
   constructor(readonly path: string, opts: SqliteOptions = {}) {
     try {
@@ -83,6 +92,13 @@ export class SqliteDriver implements StorageDriver, RowBackend {
         this.db.pragma(`synchronous = ${opts.synchronous ?? "full"}`);
       }
       if (!opts.readonly) this.createSchema();
+      if (!opts.readonly && opts.checkpoints === "worker" && path !== ":memory:") {
+        this.db.pragma("wal_autocheckpoint = 0");
+        const module = createRequire(import.meta.url).resolve("better-sqlite3");
+        this.checkpointer = new Checkpointer(path, opts.synchronous ?? "full", module, (message) =>
+          process.emitWarning(`SQLite checkpoint of ${path} failed: ${message}`),
+        );
+      }
       const table = this.db.prepare("SELECT sql FROM sqlite_master WHERE type='table' AND name='prosodyarchive'").get() as { sql: string } | undefined;
       this.archivePositionsStable = table === undefined || /\bAUTOINCREMENT\b/i.test(table.sql);
     } catch (err) {
@@ -274,13 +290,18 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   }
 
   async close(): Promise<void> {
-    this.closeNow();
+    if (!this.db.open) return;
+    this.writes.close();
+    await this.checkpointer?.stop();
+    this.checkpointer = undefined;
+    if (this.db.open) this.db.close(); // the last connection: SQLite checkpoints the WAL into the file
   }
 
   /** Commits what is pending and closes, synchronously (for exit handlers). */
   closeNow(): void {
     if (!this.db.open) return;
     this.writes.close();
+    void this.checkpointer?.stop();
     this.db.close();
   }
 }
