@@ -199,6 +199,8 @@ export class Tracker {
    * are back in the buffer (merged with changes made since), and the error is thrown.
    */
   async flush(): Promise<void> {
+    // records still being read are part of what to write (a new client's first sighting above all)
+    while (this.loading.size > 0) await Promise.all([...this.loading.values()].map((p) => p.catch(() => undefined)));
     while (this.flushing !== undefined) await this.flushing.catch(() => undefined);
     if (this.scheduled !== undefined) {
       clearTimeout(this.scheduled);

@@ -29,6 +29,19 @@ describe("IntervalSet", () => {
     expect(s.toJSON()).toEqual([[1, 6], [9, 9]]);
   });
 
+  it("closes gaps that hold no archived message, asking an asynchronous test once per gap", async () => {
+    const s = new IntervalSet([[1, 2], [5, 6], [9, 9], [12, 12]]);
+    const archived = new Set([7, 8]);
+    const asked: [number, number][] = [];
+    await s.compactAsync(async (after, before) => {
+      asked.push([after, before]);
+      await new Promise((r) => setImmediate(r));
+      return ![...archived].some((p) => p > after && p < before);
+    });
+    expect(s.toJSON()).toEqual([[1, 6], [9, 12]]);
+    expect(asked).toEqual([[2, 5], [6, 9], [9, 12]]);
+  });
+
   it("rejects bad intervals", () => {
     expect(() => new IntervalSet().add(3, 1)).toThrow(RangeError);
     expect(() => new IntervalSet().add(1.5)).toThrow(RangeError);

@@ -81,17 +81,21 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
     try {
       const archive = t.host().openStore("archive", "archive");
       const senders = [t.connect("carol@localhost/x"), t.connect("dave@localhost/y")];
+      await t.settle();
       const all = new Map<string, Map<number, number>>(); // user -> pos -> when
       const clients: ClientModel[][] = USERS.map(() =>
         [0, 1, 2].map((i) => ({ fc: undefined, tracked: i < 2, state: "never" as const, units: [], firstSeen: undefined })),
       );
       let sessionNo = 0;
-      const connectClient = (ui: number, i: number) => {
+      const connectClient = async (ui: number, i: number) => {
         const cm = clients[ui]![i]!;
         const user = USERS[ui]!;
-        cm.firstSeen ??= archive.summary(user).last?.pos ?? 0;
+        cm.firstSeen ??= (await archive.summary(user)).last?.pos ?? 0;
         cm.fc = t.connect(`${user}@localhost/c${i}-${++sessionNo}`, { streamManagement: true, ...(i < 2 ? { clientId: CLIENT_IDS[i]! } : {}) });
         cm.state = "live";
+        // its initial presence (and the module's reading of the newest position) are handled asynchronously
+        await t.settle();
+        await new Promise((r) => setImmediate(r));
       };
       // clients connect later (connect op): what came before they learn only through MAM
       const queueOf = (m: ClientModel) => smState(m.fc!.session)!.queue;
@@ -106,8 +110,8 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
           case "append": {
             const user = USERS[o.user]!;
             for (let i = 0; i < o.n; i++) {
-              senders[o.from]!.send(xml("message", { to: `${user}@localhost`, type: "chat" }, xml("body", {}, "m")));
-              const item = archive.find(user, { reverse: true, limit: 1 }).items[0]!;
+              await senders[o.from]!.send(xml("message", { to: `${user}@localhost`, type: "chat" }, xml("body", {}, "m")));
+              const item = (await archive.find(user, { reverse: true, limit: 1 })).items[0]!;
               const m = all.get(user) ?? new Map();
               m.set(item.pos, item.when);
               all.set(user, m);
@@ -135,7 +139,8 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
             client.take();
             await client.request(xml("iq", { type: "set" }, q));
             const ids = client.take().filter((s) => s.getChild("result", NS_MAM)).map((s) => s.getChild("result")!.attrs.id as string);
-            const positions = ids.map((id) => archive.get(USERS[o.user]!, id)!.pos);
+            const positions: number[] = [];
+            for (const id of ids) positions.push((await archive.get(USERS[o.user]!, id))!.pos);
             // the results were queued before the <fin/> iq, the last stanza queued
             if (positions.length > 0) cm.units.push({ positions, at: queueOf(cm).sent - 1, queue: queueOf(cm) });
             break;
@@ -145,7 +150,7 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
             if (cm.state !== "live") break;
             // any h the client may send: from what it acknowledged up to what it handled
             const acked = queueOf(cm).acked;
-            cm.fc!.ack(acked + (o.k % (cm.fc!.handled - acked + 1)));
+            await cm.fc!.ack(acked + (o.k % (cm.fc!.handled - acked + 1)));
             break;
           }
           case "drop": {
@@ -172,20 +177,22 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
           }
           case "connect": {
             const cm = clients[o.user]![o.client]!;
-            if (cm.state === "never" || cm.state === "ended") connectClient(o.user, o.client);
+            if (cm.state === "never" || cm.state === "ended") await connectClient(o.user, o.client);
             break;
           }
           case "clock":
             t.clock.advance(o.hours * HOUR);
             break;
           case "cleanup": {
+            await t.settle();
             await new Promise((r) => setImmediate(r));
-            const before = USERS.map((user) => new Set(archive.find(user).items.map((i) => i.pos)));
+            const before: Set<number>[] = [];
+            for (const user of USERS) before.push(new Set((await archive.find(user)).items.map((i) => i.pos)));
             await t.runScheduled("smart retention cleanup");
             const now = t.clock.now();
             for (let ui = 0; ui < USERS.length; ui++) {
               const user = USERS[ui]!;
-              const present = new Set(archive.find(user).items.map((i) => i.pos));
+              const present = new Set((await archive.find(user)).items.map((i) => i.pos));
               const tracked = clients[ui]!.filter((m) => m.tracked && m.firstSeen !== undefined);
               const acked = tracked.map(ackedPositions);
               for (const [pos, when] of all.get(user) ?? []) {
@@ -207,7 +214,7 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
         }
       }
     } finally {
-      t.stop();
+      await t.stop();
     }
   })();
 }

@@ -13,26 +13,30 @@ const NS_MAM = "urn:xmpp:mam:2";
 const DAY = 86_400_000;
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
 describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) => {
-  function setup(config: Record<string, unknown> = {}) {
+  async function setup(config: Record<string, unknown> = {}) {
     t = createTestServer({
       storage: driver,
       config: { modules_enabled: ["mam_smart_retention"], archive_expires_after: "never", ...config },
     });
     const carol = t.connect("carol@localhost/x"); // sends messages to bob
+    await t.settle();
     return { carol };
   }
-  const bob = (clientId?: string, resource = clientId ?? "legacy", sm = true) =>
-    t!.connect(`bob@localhost/${resource}`, { ...(clientId ? { clientId } : {}), streamManagement: sm });
+  const bob = async (clientId?: string, resource = clientId ?? "legacy", sm = true) => {
+    const c = t!.connect(`bob@localhost/${resource}`, { ...(clientId ? { clientId } : {}), streamManagement: sm });
+    await t!.settle();
+    return c;
+  };
   const say = (from: FakeClient, body: string, to = "bob@localhost") =>
     from.send(xml("message", { to, type: "chat" }, xml("body", {}, body)));
-  const archived = () =>
-    t!.host().openStore("archive", "archive").find("bob").items.map((i) => i.stanza.getChildText("body"));
+  const archived = async () =>
+    (await t!.host().openStore("archive", "archive").find("bob")).items.map((i) => i.stanza.getChildText("body"));
   async function cleanup(): Promise<CleanupReport> {
     let report: CleanupReport | undefined;
     const off = (r: CleanupReport) => {
@@ -62,275 +66,281 @@ describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) =>
   }
 
   it("one: deletes a live message once a client acknowledged it, not before", async () => {
-    const { carol } = setup();
-    const phone = bob(PHONE);
-    say(carol, "m1");
+    const { carol } = await setup();
+    const phone = await bob(PHONE);
+    await say(carol, "m1");
     await cleanup();
-    expect(archived()).toEqual(["m1"]); // delivered but not acknowledged
-    phone.ack();
+    expect(await archived()).toEqual(["m1"]); // delivered but not acknowledged
+    await phone.ack();
     const r = await cleanup();
-    expect(archived()).toEqual([]);
+    expect(await archived()).toEqual([]);
     expect(r.deleted).toBe(1);
     expect(t!.logs.some((l) => l.msg === "expired 1 delivered messages for 1 users in " + r.ms + " ms")).toBe(true);
   });
 
   it("keeps everything for a client that never acks", async () => {
-    const { carol } = setup();
-    bob(PHONE);
-    for (let i = 0; i < 5; i++) say(carol, `m${i}`);
+    const { carol } = await setup();
+    await bob(PHONE);
+    for (let i = 0; i < 5; i++) await say(carol, `m${i}`);
     await cleanup();
-    expect(archived()).toHaveLength(5);
+    expect(await archived()).toHaveLength(5);
   });
 
   it("keeps messages of a session closed before its ack", async () => {
-    const { carol } = setup();
-    const phone = bob(PHONE);
-    say(carol, "m1");
+    const { carol } = await setup();
+    const phone = await bob(PHONE);
+    await say(carol, "m1");
     phone.close();
     await cleanup();
-    expect(archived()).toEqual(["m1"]);
+    expect(await archived()).toEqual(["m1"]);
   });
 
   it("counts an ack that arrives after a resumption", async () => {
-    const { carol } = setup();
-    const phone = bob(PHONE);
-    say(carol, "m1");
+    const { carol } = await setup();
+    const phone = await bob(PHONE);
+    await say(carol, "m1");
     phone.drop();
-    say(carol, "m2 while away");
+    await say(carol, "m2 while away");
     const back = t!.resume(phone, { h: 0 });
     await cleanup();
-    expect(archived()).toEqual(["m1", "m2 while away"]);
-    back.ack();
+    expect(await archived()).toEqual(["m1", "m2 while away"]);
+    await back.ack();
     await cleanup();
-    expect(archived()).toEqual([]);
+    expect(await archived()).toEqual([]);
   });
 
   it("records nothing for a query with max=0", async () => {
-    const { carol } = setup();
-    for (let i = 0; i < 3; i++) say(carol, `m${i}`);
-    const phone = bob(PHONE);
+    const { carol } = await setup();
+    for (let i = 0; i < 3; i++) await say(carol, `m${i}`);
+    const phone = await bob(PHONE);
     await query(phone, { max: 0 });
-    phone.ack();
+    await phone.ack();
     await cleanup();
-    expect(archived()).toHaveLength(3);
+    expect(await archived()).toHaveLength(3);
   });
 
   it("Lua case: syncing the newest page first deletes only that page", async () => {
-    const { carol } = setup();
-    for (let i = 0; i < 10; i++) say(carol, `m${i}`);
-    const phone = bob(PHONE);
+    const { carol } = await setup();
+    for (let i = 0; i < 10; i++) await say(carol, `m${i}`);
+    const phone = await bob(PHONE);
     const page = await query(phone, { max: 3, before: "" });
     expect(page.bodies).toEqual(["m7", "m8", "m9"]);
-    phone.ack();
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual(["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    expect(await archived()).toEqual(["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
   });
 
   it("Lua case: a query filtered by contact deletes only what it returned", async () => {
-    const { carol } = setup();
+    const { carol } = await setup();
     const dave = t!.connect("dave@localhost/y");
     for (let i = 0; i < 3; i++) {
-      say(carol, `c${i}`);
-      say(dave, `d${i}`);
+      await say(carol, `c${i}`);
+      await say(dave, `d${i}`);
     }
-    const phone = bob(PHONE);
+    const phone = await bob(PHONE);
     const page = await query(phone, { with: "dave@localhost" });
     expect(page.bodies).toEqual(["d0", "d1", "d2"]);
-    phone.ack();
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual(["c0", "c1", "c2"]);
+    expect(await archived()).toEqual(["c0", "c1", "c2"]);
   });
 
   it("Lua case: a live message before catching up does not make older ones deletable", async () => {
-    const { carol } = setup();
-    for (let i = 0; i < 3; i++) say(carol, `old${i}`);
-    const phone = bob(PHONE);
-    say(carol, "live");
-    phone.ack();
+    const { carol } = await setup();
+    for (let i = 0; i < 3; i++) await say(carol, `old${i}`);
+    const phone = await bob(PHONE);
+    await say(carol, "live");
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual(["old0", "old1", "old2"]);
+    expect(await archived()).toEqual(["old0", "old1", "old2"]);
     // catching up (an unfiltered page) then makes them go
     await query(phone);
-    phone.ack();
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual([]);
+    expect(await archived()).toEqual([]);
   });
 
   it("Lua case: clients without a client id (or without stream management) neither delete nor block", async () => {
-    const { carol } = setup({ smart_retention_strategy: "all" });
-    const legacy = bob(undefined, "legacy");
-    const nosm = bob(LAPTOP, "nosm", false);
-    say(carol, "m1");
+    const { carol } = await setup({ smart_retention_strategy: "all" });
+    const legacy = await bob(undefined, "legacy");
+    const nosm = await bob(LAPTOP, "nosm", false);
+    await say(carol, "m1");
     await query(legacy);
-    legacy.ack();
+    await legacy.ack();
     await cleanup();
-    expect(archived()).toEqual(["m1"]); // no tracked client acknowledged it
-    const phone = bob(PHONE);
+    expect(await archived()).toEqual(["m1"]); // no tracked client acknowledged it
+    const phone = await bob(PHONE);
     await query(phone);
-    phone.ack();
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual([]); // the untracked ones do not block "all"
+    expect(await archived()).toEqual([]); // the untracked ones do not block "all"
     void nosm;
   });
 
   it("counts what a client sent itself as delivered to it", async () => {
-    setup();
-    const phone = bob(PHONE);
-    say(phone, "from bob's phone", "carol@localhost");
+    await setup();
+    const phone = await bob(PHONE);
+    await say(phone, "from bob's phone", "carol@localhost");
     await cleanup();
-    expect(t!.host().openStore("archive", "archive").find("bob").items).toEqual([]);
+    expect((await t!.host().openStore("archive", "archive").find("bob")).items).toEqual([]);
   });
 
   it("all: deletes only what every active client acknowledged", async () => {
-    const { carol } = setup({ smart_retention_strategy: "all" });
-    const phone = bob(PHONE);
-    const laptop = bob(LAPTOP);
-    say(carol, "m1"); // to the bare JID: both have priority 0, both get it
-    phone.ack();
+    const { carol } = await setup({ smart_retention_strategy: "all" });
+    const phone = await bob(PHONE);
+    const laptop = await bob(LAPTOP);
+    await say(carol, "m1"); // to the bare JID: both have priority 0, both get it
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual(["m1"]);
-    laptop.ack();
+    expect(await archived()).toEqual(["m1"]);
+    await laptop.ack();
     await cleanup();
-    expect(archived()).toEqual([]);
+    expect(await archived()).toEqual([]);
   });
 
   it("all: what was archived before a client first appeared does not wait for it", async () => {
-    const { carol } = setup({ smart_retention_strategy: "all" });
-    const phone = bob(PHONE);
-    say(carol, "before the laptop");
-    phone.ack();
-    const laptop = bob(LAPTOP);
-    say(carol, "after the laptop");
-    phone.ack();
+    const { carol } = await setup({ smart_retention_strategy: "all" });
+    const phone = await bob(PHONE);
+    await say(carol, "before the laptop");
+    await phone.ack();
+    const laptop = await bob(LAPTOP);
+    await say(carol, "after the laptop");
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual(["after the laptop"]);
-    laptop.ack();
+    expect(await archived()).toEqual(["after the laptop"]);
+    await laptop.ack();
     await cleanup();
-    expect(archived()).toEqual([]);
+    expect(await archived()).toEqual([]);
   });
 
   it("all: a client not seen for smart_retention_client_expiry is forgotten", async () => {
-    const { carol } = setup({ smart_retention_strategy: "all", smart_retention_client_expiry: "7d" });
-    const phone = bob(PHONE);
-    const laptop = bob(LAPTOP);
+    const { carol } = await setup({ smart_retention_strategy: "all", smart_retention_client_expiry: "7d" });
+    const phone = await bob(PHONE);
+    const laptop = await bob(LAPTOP);
     laptop.close();
-    say(carol, "m1");
-    phone.ack();
+    await say(carol, "m1");
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual(["m1"]);
+    expect(await archived()).toEqual(["m1"]);
     t!.clock.advance(8 * DAY);
-    const fresh = bob(PHONE, "phone2"); // the phone is seen again; the laptop is not
+    const fresh = await bob(PHONE, "phone2"); // the phone is seen again; the laptop is not
     void fresh;
     await cleanup();
-    expect(archived()).toEqual([]);
-    expect(t!.host().openStore("mam_smart_retention", "map").get("bob", LAPTOP)).toBeUndefined();
+    expect(await archived()).toEqual([]);
+    expect(await t!.host().openStore("mam_smart_retention", "map").get("bob", LAPTOP)).toBeUndefined();
   });
 
   it("smart_retention_min: only messages older than the minimum go", async () => {
-    const { carol } = setup({ smart_retention_min: "1d" });
-    const phone = bob(PHONE);
-    say(carol, "m1");
-    phone.ack();
+    const { carol } = await setup({ smart_retention_min: "1d" });
+    const phone = await bob(PHONE);
+    await say(carol, "m1");
+    await phone.ack();
     await cleanup();
-    expect(archived()).toEqual(["m1"]);
+    expect(await archived()).toEqual(["m1"]);
     t!.clock.advance(DAY + 1000);
     await cleanup();
-    expect(archived()).toEqual([]);
+    expect(await archived()).toEqual([]);
   });
 
   it("deletes in batches of smart_retention_batch_size and compacts the intervals", async () => {
-    const { carol } = setup({ smart_retention_batch_size: 2 });
-    const phone = bob(PHONE);
+    const { carol } = await setup({ smart_retention_batch_size: 2 });
+    const phone = await bob(PHONE);
     const dave = t!.connect("dave@localhost/y");
     for (let i = 0; i < 4; i++) {
-      say(carol, `c${i}`);
-      say(dave, `d${i}`);
+      await say(carol, `c${i}`);
+      await say(dave, `d${i}`);
     }
     const page = await query(phone, { with: "carol@localhost" });
     expect(page.bodies).toHaveLength(4);
-    phone.ack();
+    await phone.ack();
     // dave's messages went live to the phone too: acked with the page
     await cleanup();
-    expect(archived()).toEqual([]);
-    const rec = t!.host().openStore("mam_smart_retention", "map").get("bob", PHONE) as { delivered: number[][] };
+    expect(await archived()).toEqual([]);
+    const rec = (await t!.host().openStore("mam_smart_retention", "map").get("bob", PHONE)) as { delivered: number[][] };
     expect(rec.delivered).toHaveLength(1);
   });
 
   it("keeps one interval for live deliveries interleaved with other users' archives", async () => {
-    const { carol } = setup();
-    const phone = bob(PHONE);
+    const { carol } = await setup();
+    const phone = await bob(PHONE);
     t!.connect("dave@localhost/y", { streamManagement: true });
-    const tracked = () => t!.host().openStore("mam_smart_retention", "map").get("bob", PHONE) as { delivered: number[][] };
+    await t!.settle();
+    const tracked = async () => (await t!.host().openStore("mam_smart_retention", "map").get("bob", PHONE)) as { delivered: number[][] };
     // bob's archive positions are far apart: dave's messages (and carol's own copies) lie between
     for (let i = 0; i < 30; i++) {
-      say(carol, `b${i}`);
-      say(carol, `d${i}`, "dave@localhost");
-      if (i % 7 === 6) phone.ack();
+      await say(carol, `b${i}`);
+      await say(carol, `d${i}`, "dave@localhost");
+      if (i % 7 === 6) await phone.ack();
     }
-    phone.ack();
+    await phone.ack();
     await t!.host().events.fire("smart-retention-run", { dryRun: true }); // writes the buffered tracking
     // the first delivery after start is a single position; every later one extends it
-    expect(tracked().delivered).toHaveLength(1);
+    expect((await tracked()).delivered).toHaveLength(1);
     await cleanup();
-    expect(archived()).toEqual([]);
-    const daves = t!.host().openStore("archive", "archive").find("dave").items;
+    expect(await archived()).toEqual([]);
+    const daves = (await t!.host().openStore("archive", "archive").find("dave")).items;
     expect(daves).toHaveLength(30); // the range covered other users' positions; their items stay
   });
 
   it("writes a new client at once, and acks within a second, in one go, without waiting for a cleanup", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     try {
-      const { carol } = setup();
-      const phone = bob(PHONE);
+      const { carol } = await setup();
+      const phone = await bob(PHONE);
       const store = t!.host().openStore("mam_smart_retention", "map");
       // the first-seen position must not wait: lost, the client would later look newer than it is
-      expect(store.get("bob", PHONE)).toMatchObject({ delivered: [], lastSeen: expect.any(Number), firstSeen: expect.any(Number) });
-      say(carol, "m1");
-      phone.ack();
-      say(carol, "m2");
-      phone.ack();
+      await new Promise((r) => setImmediate(r)); // (the flush timer is fake: only an immediate write can land)
+      expect(await store.get("bob", PHONE)).toMatchObject({ delivered: [], lastSeen: expect.any(Number), firstSeen: expect.any(Number) });
+      await say(carol, "m1");
+      await phone.ack();
+      await say(carol, "m2");
+      await phone.ack();
       await new Promise((r) => setImmediate(r));
-      expect((store.get("bob", PHONE) as { delivered: number[][] }).delivered).toEqual([]); // buffered
-      vi.advanceTimersByTime(1000);
-      expect((store.get("bob", PHONE) as { delivered: number[][] }).delivered).toHaveLength(1);
+      expect(((await store.get("bob", PHONE)) as { delivered: number[][] }).delivered).toEqual([]); // buffered
+      await vi.advanceTimersByTimeAsync(999);
+      await t!.settle();
+      expect(((await store.get("bob", PHONE)) as { delivered: number[][] }).delivered).toEqual([]); // still buffered
+      await vi.advanceTimersByTimeAsync(1);
+      await t!.settle();
+      expect(((await store.get("bob", PHONE)) as { delivered: number[][] }).delivered).toHaveLength(1);
     } finally {
       vi.useRealTimers();
     }
   });
 
   it("logs an error for one user and goes on with the others", async () => {
-    const { carol } = setup();
-    const phone = bob(PHONE);
-    say(carol, "m1");
-    phone.ack();
+    const { carol } = await setup();
+    const phone = await bob(PHONE);
+    await say(carol, "m1");
+    await phone.ack();
     await new Promise((r) => setImmediate(r));
-    t!.host().openStore("mam_smart_retention", "map").set("zed", PHONE, { delivered: [[5, 2]], firstSeen: 0, lastSeen: 0 });
+    await t!.host().openStore("mam_smart_retention", "map").set("zed", PHONE, { delivered: [[5, 2]], firstSeen: 0, lastSeen: 0 });
     const r = await cleanup();
     expect(r.users.find((u) => u.user === "zed")!.error).toBeDefined();
-    expect(archived()).toEqual([]);
+    expect(await archived()).toEqual([]);
     expect(t!.logs.some((l) => l.level === 50 && l.user === "zed")).toBe(true);
   });
 
   it("forgets a deleted account's tracking", async () => {
-    const { carol } = setup();
-    const phone = bob(PHONE);
-    say(carol, "m1");
-    phone.ack();
+    const { carol } = await setup();
+    const phone = await bob(PHONE);
+    await say(carol, "m1");
+    await phone.ack();
     await new Promise((r) => setImmediate(r));
-    t!.host().deleteUser("bob");
-    expect(t!.host().openStore("mam_smart_retention", "map").getAll("bob")).toBeUndefined();
+    await t!.host().deleteUser("bob");
+    expect(await t!.host().openStore("mam_smart_retention", "map").getAll("bob")).toBeUndefined();
   });
 
   it("a dry run reports per user and client without deleting", async () => {
-    const { carol } = setup();
-    const phone = bob(PHONE);
-    say(carol, "m1");
-    phone.ack();
+    const { carol } = await setup();
+    const phone = await bob(PHONE);
+    await say(carol, "m1");
+    await phone.ack();
     await new Promise((r) => setImmediate(r));
     const report = (await t!.host().events.fire("smart-retention-run", { dryRun: true })) as CleanupReport;
     expect(report).toMatchObject({ dryRun: true, deleted: 1, strategy: "one" });
     expect(report.users[0]!.clients[0]!.client).toBe(PHONE);
-    expect(archived()).toEqual(["m1"]);
+    expect(await archived()).toEqual(["m1"]);
   });
 });
 
