@@ -1,6 +1,7 @@
 // Property: random schedules with several clients of several users — archive
 // appends, live deliveries, filtered / unfiltered / reverse queries, partial
-// and full acks, drops, resumptions, clock jumps and cleanups. After every
+// and full acks, drops, resumptions, clock jumps, failed commits (a batch rolled
+// back, the streams that sent into it ended) and cleanups. After every
 // cleanup: nothing deleted lacked the acknowledged deliveries its strategy
 // requires (or was younger than the minimum); under "one", every acknowledged
 // message older than the minimum is gone. The oracle is computed here from the
@@ -25,6 +26,7 @@ type Op =
   | { op: "end"; user: number; client: number }
   | { op: "connect"; user: number; client: number }
   | { op: "clock"; hours: number }
+  | { op: "fail"; user: number; from: number }
   | { op: "cleanup" };
 
 const u = fc.integer({ min: 0, max: USERS.length - 1 });
@@ -47,6 +49,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("end" as const), user: u, client: c }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("connect" as const), user: u, client: c }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("clock" as const), hours: fc.integer({ min: 0, max: 30 }) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("fail" as const), user: u, from: fc.integer({ min: 0, max: 1 }) }) },
   { weight: 2, arbitrary: fc.constant({ op: "cleanup" as const }) },
 );
 
@@ -80,6 +83,7 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
     });
     try {
       const archive = t.host().openStore("archive", "archive");
+      const storage = t.server.storage as typeof t.server.storage & { injectCommitFailures(n: number): void };
       const senders = [t.connect("carol@localhost/x"), t.connect("dave@localhost/y")];
       await t.settle();
       const all = new Map<string, Map<number, number>>(); // user -> pos -> when
@@ -183,6 +187,23 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
           case "clock":
             t.clock.advance(o.hours * HOUR);
             break;
+          case "fail": {
+            // the next commit fails: this message's archive rows (and whatever shares the batch) are lost
+            storage.injectCommitFailures(1);
+            const user = USERS[o.user]!;
+            await senders[o.from]!.send(xml("message", { to: `${user}@localhost`, type: "chat" }, xml("body", {}, "lost"))).catch(() => undefined);
+            await t.settle().catch(() => undefined);
+            await new Promise((r) => setImmediate(r));
+            // (the failure did happen: the message is not in the archive)
+            expect((await archive.find(user)).items.some((i) => i.stanza.getChildText("body") === "lost")).toBe(false);
+            // the server ended the streams whose stanzas it could not store
+            for (let i = 0; i < senders.length; i++) {
+              if (senders[i]!.disconnected) senders[i] = t.connect(i === 0 ? "carol@localhost/x" : "dave@localhost/y");
+            }
+            for (const row of clients) for (const cm of row) if (cm.state === "live" && cm.fc!.disconnected) cm.state = "ended";
+            await t.settle();
+            break;
+          }
           case "cleanup": {
             await t.settle();
             await new Promise((r) => setImmediate(r));
