@@ -7,22 +7,23 @@ import { afterEach, expect, it } from "vitest";
 const counter = defineModule("counter", (module) => {
   const counts = module.openStore("message_counts", "map");
 
-  module.hook("pre-message/bare", ({ origin, stanza }: StanzaEvent) => {
+  module.hook("pre-message/bare", async ({ origin, stanza }: StanzaEvent) => {
     if (origin && stanza.attrs.type === "chat") {
       const user = origin.jid!.local!;
-      counts.set(user, "sent", ((counts.get(user, "sent") as number) ?? 0) + 1);
+      const sent = ((await counts.get(user, "sent")) as number) ?? 0;
+      await counts.set(user, "sent", sent + 1);
     }
     return undefined; // let the message go on
   });
 
-  module.hook("iq-get/self/urn:example:count:count", ({ origin, stanza }: StanzaEvent) => {
-    const sent = (counts.get(origin!.jid!.local!, "sent") as number) ?? 0;
+  module.hook("iq-get/self/urn:example:count:count", async ({ origin, stanza }: StanzaEvent) => {
+    const sent = ((await counts.get(origin!.jid!.local!, "sent")) as number) ?? 0;
     origin!.send(iqResult(stanza, xml("count", { xmlns: "urn:example:count", sent: String(sent) })));
     return true;
   });
 
-  module.daily("reset message counts", () => {
-    for (const user of counts.users()) counts.set(user, "sent", undefined);
+  module.daily("reset message counts", async () => {
+    for (const user of await counts.users()) await counts.set(user, "sent", undefined);
   });
 });
 
@@ -33,8 +34,9 @@ it("counts chat messages and resets them daily", async () => {
   const alice = server.connect("alice@localhost/phone");
   const bob = server.connect("bob@localhost/laptop");
 
-  alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
-  alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "there")));
+  // send() resolves once the server handled the stanza and what it stored is durable
+  await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
+  await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "there")));
   expect(bob.take().map((m) => m.getChildText("body"))).toEqual(["hi", "there"]);
 
   const ask = () => alice.request(xml("iq", { type: "get" }, xml("count", { xmlns: "urn:example:count" })));

@@ -15,8 +15,13 @@ import { StorageError } from "./types.js";
 /** What a driver gives the group commit: its transaction primitives (all synchronous). */
 export interface CommitBackend {
   begin(): void;
-  /** Makes the batch durable; throws if it could not (the backend then rolled back or must). */
-  commit(): void;
+  /**
+   * Commits the batch; throws if it could not (the backend then rolled back
+   * or must). May return a promise: the commit is done (visible, the next
+   * batch may begin) but durable only once it resolves (an fsync running off
+   * the event loop).
+   */
+  commit(): void | Promise<void>;
   rollback(): void;
   /** Whether the batch is still open (SQLite can roll back by itself on some errors). */
   inBatch(): boolean;
@@ -62,6 +67,8 @@ type Holder = object;
 
 export class GroupCommit {
   private batch: Batch | undefined;
+  /** The newest committed batch's durability (pending while its sync runs). */
+  private lastDone: Promise<void> | undefined;
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private failures = 0;
   private injected = 0;
@@ -89,10 +96,10 @@ export class GroupCommit {
    */
   durable(mark?: WriteMark): Promise<void> {
     if (mark !== undefined && this.failures > mark) return Promise.reject(lostWrites());
-    if (this.batch === undefined) return Promise.resolve();
-    const b = this.batch;
-    if (mark === undefined) return b.done;
-    return b.done.then(() => (this.failures > mark ? Promise.reject(lostWrites()) : undefined));
+    const done = this.batch?.done ?? this.lastDone;
+    if (done === undefined) return Promise.resolve();
+    if (mark === undefined) return done;
+    return done.then(() => (this.failures > mark ? Promise.reject(lostWrites()) : undefined));
   }
 
   /** Whether a batch is open (writes not yet durable). */
@@ -221,18 +228,30 @@ export class GroupCommit {
     if (b === undefined || this.holder !== undefined) return;
     this.clearTimer();
     this.batch = undefined;
+    let syncing: void | Promise<void>;
     try {
       if (this.injected > 0) {
         this.injected--;
         throw new StorageError("backend", "injected commit failure");
       }
-      this.backend.commit();
+      syncing = this.backend.commit();
     } catch (err) {
       if (this.backend.inBatch()) this.backend.rollback();
       this.fail(b, err);
       return;
     }
-    b.resolve();
+    // durable once its own sync is done and every batch before it is durable
+    const before = this.lastDone;
+    this.lastDone = b.done;
+    if (syncing === undefined && before === undefined) {
+      b.resolve();
+      return;
+    }
+    // (a batch before that failed is already counted as failed: its marks reject)
+    Promise.all([before?.catch(() => undefined), syncing]).then(
+      () => b.resolve(),
+      (err: unknown) => this.fail(b, err),
+    );
   }
 
   private checkBatch(b: Batch, err: unknown): void {

@@ -7,8 +7,8 @@ import { getMeta, xml } from "../../src/xmpp/stanza.js";
 
 const NS = "urn:xmpp:carbons:2";
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
@@ -43,7 +43,7 @@ describe.each(["memory", "sqlite"] as const)("carbons (%s)", (driver) => {
     const { phone, laptop, old, bob } = setup();
     await enable(phone);
     await enable(laptop);
-    bob.send(chat("alice@localhost/phone", "hi phone"));
+    await bob.send(chat("alice@localhost/phone", "hi phone"));
     const [direct] = phone.take();
     expect(direct!.getChildText("body")).toBe("hi phone");
     const [copy] = laptop.take();
@@ -59,12 +59,12 @@ describe.each(["memory", "sqlite"] as const)("carbons (%s)", (driver) => {
   it("sends <sent/> copies with the sender's archive id, not the recipient's", async () => {
     const { phone, laptop, bob } = setup();
     await enable(laptop);
-    phone.send(chat("bob@localhost", "hello bob"));
+    await phone.send(chat("bob@localhost", "hello bob"));
     const [delivered] = bob.take();
     const [copy] = laptop.take();
     const inner = forwarded(copy!, "sent")!;
     expect(inner.attrs).toMatchObject({ from: "alice@localhost/phone", to: "bob@localhost" });
-    const aliceItem = t!.host().openStore("archive", "archive").find("alice").items[0]!;
+    const aliceItem = (await t!.host().openStore("archive", "archive").find("alice")).items[0]!;
     expect(inner.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs).toEqual({ xmlns: "urn:xmpp:sid:0", by: "alice@localhost", id: aliceItem.id });
     expect(getMeta(copy!, META_ARCHIVE_ID)).toBe(aliceItem.id);
     // the recipient sees its own archive's id only
@@ -76,8 +76,8 @@ describe.each(["memory", "sqlite"] as const)("carbons (%s)", (driver) => {
   it("copies a message to the bare JID to the resources routing did not pick", async () => {
     const { phone, laptop, bob } = setup();
     await enable(laptop);
-    phone.send(xml("presence", {}, xml("priority", {}, "10")));
-    bob.send(chat("alice@localhost", "to the bare JID"));
+    await phone.send(xml("presence", {}, xml("priority", {}, "10")));
+    await bob.send(chat("alice@localhost", "to the bare JID"));
     expect(phone.take().map((m) => m.getChildText("body"))).toEqual(["to the bare JID"]);
     expect(forwarded(laptop.take()[0]!, "received")!.getChildText("body")).toBe("to the bare JID");
   });
@@ -86,31 +86,31 @@ describe.each(["memory", "sqlite"] as const)("carbons (%s)", (driver) => {
     const { phone, laptop, bob } = setup();
     await enable(laptop);
     await enable(phone);
-    bob.send(chat("alice@localhost/phone", "private", xml("private", { xmlns: NS })));
+    await bob.send(chat("alice@localhost/phone", "private", xml("private", { xmlns: NS })));
     const [m] = phone.take();
     expect(m!.getChild("private", NS)).toBeUndefined();
-    bob.send(chat("alice@localhost/phone", "nocopy", xml("no-copy", { xmlns: "urn:xmpp:hints" })));
-    phone.send(chat("bob@localhost", "mine, private", xml("private", { xmlns: NS })));
+    await bob.send(chat("alice@localhost/phone", "nocopy", xml("no-copy", { xmlns: "urn:xmpp:hints" })));
+    await phone.send(chat("bob@localhost", "mine, private", xml("private", { xmlns: NS })));
     expect(laptop.take()).toEqual([]);
   });
 
   it("copies only chat and normal messages with a body", async () => {
     const { laptop, bob } = setup();
     await enable(laptop);
-    bob.send(xml("message", { to: "alice@localhost/phone", type: "headline" }, xml("body", {}, "news")));
-    bob.send(xml("message", { to: "alice@localhost/phone" }, xml("x", { xmlns: "urn:other" })));
-    bob.send(xml("message", { to: "alice@localhost/phone" }, xml("body", {}, "normal")));
+    await bob.send(xml("message", { to: "alice@localhost/phone", type: "headline" }, xml("body", {}, "news")));
+    await bob.send(xml("message", { to: "alice@localhost/phone" }, xml("x", { xmlns: "urn:other" })));
+    await bob.send(xml("message", { to: "alice@localhost/phone" }, xml("body", {}, "normal")));
     expect(laptop.take().map((m) => forwarded(m, "received")!.getChildText("body"))).toEqual(["normal"]);
   });
 
   it("stops copying after disable, and works without mam (no stanza-id)", async () => {
     const { laptop, bob } = setup(false);
     await enable(laptop);
-    bob.send(chat("alice@localhost/phone", "one"));
+    await bob.send(chat("alice@localhost/phone", "one"));
     const inner = forwarded(laptop.take()[0]!, "received")!;
     expect(inner.getChild("stanza-id", "urn:xmpp:sid:0")).toBeUndefined();
     await laptop.request(xml("iq", { type: "set" }, xml("disable", { xmlns: NS })));
-    bob.send(chat("alice@localhost/phone", "two"));
+    await bob.send(chat("alice@localhost/phone", "two"));
     expect(laptop.take()).toEqual([]);
   });
 
@@ -118,7 +118,7 @@ describe.each(["memory", "sqlite"] as const)("carbons (%s)", (driver) => {
     const { phone, laptop } = setup();
     const tablet = t!.connect("alice@localhost/tablet");
     await enable(tablet);
-    phone.send(chat("alice@localhost/laptop", "note to self"));
+    await phone.send(chat("alice@localhost/laptop", "note to self"));
     expect(laptop.take()).toHaveLength(1);
     const copies = tablet.take();
     expect(copies).toHaveLength(1);

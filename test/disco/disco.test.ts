@@ -5,8 +5,8 @@ import { createTestServer, type TestServer } from "../../src/testing/index.js";
 import { xml } from "../../src/xmpp/stanza.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 

@@ -9,8 +9,8 @@ import { getMeta, xml } from "../../src/xmpp/stanza.js";
 import { chat, DRIVERS, mamServer } from "./helpers.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
@@ -43,17 +43,17 @@ describe("shouldStore (Prosody's rules, in order)", () => {
 });
 
 describe.each(DRIVERS)("archiving (%s)", (driver) => {
-  function archiveOf(user: string) {
-    return t!.host().openStore("archive", "archive").find(user).items;
+  async function archiveOf(user: string) {
+    return (await t!.host().openStore("archive", "archive").find(user)).items;
   }
 
-  it("stores a chat in the sender's and the recipient's archive, with the partner's bare JID", () => {
+  it("stores a chat in the sender's and the recipient's archive, with the partner's bare JID", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
-    alice.send(chat("bob@localhost", "hello"));
-    const [a] = archiveOf("alice");
-    const [b] = archiveOf("bob");
+    await alice.send(chat("bob@localhost", "hello"));
+    const [a] = await archiveOf("alice");
+    const [b] = await archiveOf("bob");
     expect(a).toMatchObject({ with: "bob@localhost" });
     expect(b).toMatchObject({ with: "alice@localhost" });
     expect(a!.stanza.getChildText("body")).toBe("hello");
@@ -68,13 +68,13 @@ describe.each(DRIVERS)("archiving (%s)", (driver) => {
     expect(delivered!.toString()).not.toContain("mam:");
   });
 
-  it("gives every delivered copy the stanza-id (several resources)", () => {
+  it("gives every delivered copy the stanza-id (several resources)", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     const b1 = t.connect("bob@localhost/1");
     const b2 = t.connect("bob@localhost/2");
-    alice.send(chat("bob@localhost", "hello"));
-    const id = archiveOf("bob")[0]!.id;
+    await alice.send(chat("bob@localhost", "hello"));
+    const id = (await archiveOf("bob"))[0]!.id;
     for (const c of [b1, b2]) {
       const [m] = c.take();
       expect(m!.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id).toBe(id);
@@ -82,11 +82,11 @@ describe.each(DRIVERS)("archiving (%s)", (driver) => {
     }
   });
 
-  it("removes forged stanza-ids (by the recipient or the host) from the delivered and the stored copy", () => {
+  it("removes forged stanza-ids (by the recipient or the host) from the delivered and the stored copy", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
-    alice.send(
+    await alice.send(
       chat(
         "bob@localhost",
         "forged",
@@ -100,58 +100,58 @@ describe.each(DRIVERS)("archiving (%s)", (driver) => {
     expect(ids).not.toContain("fake-1");
     expect(ids).not.toContain("fake-2");
     expect(ids).toContain("muc-id");
-    expect(ids).toContain(archiveOf("bob")[0]!.id);
+    expect(ids).toContain((await archiveOf("bob"))[0]!.id);
     for (const user of ["bob", "alice"]) {
-      const stored = archiveOf(user)[0]!.stanza.toString();
+      const stored = (await archiveOf(user))[0]!.stanza.toString();
       expect(stored).not.toContain("fake-1");
       expect(stored).not.toContain("fake-2");
     }
   });
 
-  it("removes a forged stanza-id even from a message that is not archived", () => {
+  it("removes a forged stanza-id even from a message that is not archived", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
-    alice.send(xml("message", { to: "bob@localhost", type: "headline" }, xml("body", {}, "news"),
+    await alice.send(xml("message", { to: "bob@localhost", type: "headline" }, xml("body", {}, "news"),
       xml("stanza-id", { xmlns: "urn:xmpp:sid:0", by: "bob@localhost", id: "fake" })));
     expect(bob.take()[0]!.toString()).not.toContain("fake");
-    expect(archiveOf("bob")).toEqual([]);
+    expect(await archiveOf("bob")).toEqual([]);
   });
 
-  it("does not archive headlines, groupchat, no-store, or what has nothing archivable", () => {
+  it("does not archive headlines, groupchat, no-store, or what has nothing archivable", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     t.connect("bob@localhost/pc");
-    alice.send(xml("message", { to: "bob@localhost", type: "headline" }, xml("body", {}, "x")));
-    alice.send(xml("message", { to: "bob@localhost/pc", type: "groupchat" }, xml("body", {}, "x")));
-    alice.send(chat("bob@localhost", "x", xml("no-store", { xmlns: "urn:xmpp:hints" })));
-    alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("active", { xmlns: "http://jabber.org/protocol/chatstates" })));
-    alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("x", { xmlns: "urn:unknown" })));
-    expect(archiveOf("bob")).toEqual([]);
-    expect(archiveOf("alice")).toEqual([]);
+    await alice.send(xml("message", { to: "bob@localhost", type: "headline" }, xml("body", {}, "x")));
+    await alice.send(xml("message", { to: "bob@localhost/pc", type: "groupchat" }, xml("body", {}, "x")));
+    await alice.send(chat("bob@localhost", "x", xml("no-store", { xmlns: "urn:xmpp:hints" })));
+    await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("active", { xmlns: "http://jabber.org/protocol/chatstates" })));
+    await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("x", { xmlns: "urn:unknown" })));
+    expect(await archiveOf("bob")).toEqual([]);
+    expect(await archiveOf("alice")).toEqual([]);
   });
 
-  it("strips chat states before storing, and stores what else there is", () => {
+  it("strips chat states before storing, and stores what else there is", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
-    alice.send(chat("bob@localhost", "hi", xml("active", { xmlns: "http://jabber.org/protocol/chatstates" })));
-    expect(archiveOf("bob")[0]!.stanza.toString()).not.toContain("chatstates");
+    await alice.send(chat("bob@localhost", "hi", xml("active", { xmlns: "http://jabber.org/protocol/chatstates" })));
+    expect((await archiveOf("bob"))[0]!.stanza.toString()).not.toContain("chatstates");
     // the delivered copy keeps it
     expect(bob.take()[0]!.getChild("active", "http://jabber.org/protocol/chatstates")).toBeDefined();
   });
 
-  it("honours dont_archive_namespaces", () => {
+  it("honours dont_archive_namespaces", async () => {
     t = mamServer(driver, { dont_archive_namespaces: ["urn:xmpp:receipts"] });
     const alice = t.connect("alice@localhost/phone");
     t.connect("bob@localhost/pc");
-    alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("received", { xmlns: "urn:xmpp:receipts", id: "1" })));
-    expect(archiveOf("bob")).toEqual([]);
-    alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("active", { xmlns: "http://jabber.org/protocol/chatstates" })));
-    expect(archiveOf("bob")).toEqual([]); // chat states alone are still not archivable
+    await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("received", { xmlns: "urn:xmpp:receipts", id: "1" })));
+    expect(await archiveOf("bob")).toEqual([]);
+    await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("active", { xmlns: "http://jabber.org/protocol/chatstates" })));
+    expect(await archiveOf("bob")).toEqual([]); // chat states alone are still not archivable
   });
 
-  it("archives receipts, markers, encrypted messages, invites and call proposals", () => {
+  it("archives receipts, markers, encrypted messages, invites and call proposals", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     t.connect("bob@localhost/pc");
@@ -163,47 +163,47 @@ describe.each(DRIVERS)("archiving (%s)", (driver) => {
       xml("propose", { xmlns: "urn:xmpp:jingle-message:0", id: "c" }),
       xml("store", { xmlns: "urn:xmpp:hints" }),
     ];
-    for (const p of payloads) alice.send(xml("message", { to: "bob@localhost", type: "chat" }, p));
-    expect(archiveOf("bob")).toHaveLength(payloads.length);
+    for (const p of payloads) await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, p));
+    expect(await archiveOf("bob")).toHaveLength(payloads.length);
   });
 
-  it("archives an error bounced to a full JID, not one to a bare JID", () => {
+  it("archives an error bounced to a full JID, not one to a bare JID", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     t.connect("bob@localhost/pc");
-    alice.send(xml("message", { to: "bob@localhost/pc", type: "error", id: "e1" }, xml("error", { type: "cancel" })));
-    alice.send(xml("message", { to: "bob@localhost", type: "error", id: "e2" }, xml("body", {}, "x")));
-    expect(archiveOf("bob").map((i) => i.stanza.attrs.id)).toEqual(["e1"]);
+    await alice.send(xml("message", { to: "bob@localhost/pc", type: "error", id: "e1" }, xml("error", { type: "cancel" })));
+    await alice.send(xml("message", { to: "bob@localhost", type: "error", id: "e2" }, xml("body", {}, "x")));
+    expect((await archiveOf("bob")).map((i) => i.stanza.attrs.id)).toEqual(["e1"]);
   });
 
-  it("archives a message to one's own account once: no to, own bare JID, own other resource", () => {
+  it("archives a message to one's own account once: no to, own bare JID, own other resource", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
     t.connect("alice@localhost/laptop");
-    alice.send(xml("message", { type: "chat" }, xml("body", {}, "no to")));
-    alice.send(chat("alice@localhost", "bare"));
-    alice.send(chat("alice@localhost/laptop", "other resource"));
-    const items = archiveOf("alice");
+    await alice.send(xml("message", { type: "chat" }, xml("body", {}, "no to")));
+    await alice.send(chat("alice@localhost", "bare"));
+    await alice.send(chat("alice@localhost/laptop", "other resource"));
+    const items = await archiveOf("alice");
     expect(items.map((i) => i.stanza.getChildText("body"))).toEqual(["no to", "bare", "other resource"]);
     expect(items.every((i) => i.with === "alice@localhost")).toBe(true);
   });
 
-  it("keeps a chat for an offline user in the archive instead of bouncing it", () => {
+  it("keeps a chat for an offline user in the archive instead of bouncing it", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
-    alice.send(chat("bob@localhost", "while you were away"));
+    await alice.send(chat("bob@localhost", "while you were away"));
     expect(alice.take()).toEqual([]);
-    expect(archiveOf("bob")[0]!.stanza.getChildText("body")).toBe("while you were away");
+    expect((await archiveOf("bob"))[0]!.stanza.getChildText("body")).toBe("while you were away");
   });
 
-  it("still bounces an offline chat that is not archived", () => {
+  it("still bounces an offline chat that is not archived", async () => {
     t = mamServer(driver);
     const alice = t.connect("alice@localhost/phone");
-    alice.send(chat("bob@localhost", "secret", xml("no-store", { xmlns: "urn:xmpp:hints" })));
+    await alice.send(chat("bob@localhost", "secret", xml("no-store", { xmlns: "urn:xmpp:hints" })));
     expect(alice.take()[0]!.attrs.type).toBe("error");
   });
 
-  it("lets archive-should-store veto, force, and fires archive-message-added", () => {
+  it("lets archive-should-store veto, force, and fires archive-message-added", async () => {
     const added: ArchiveMessageAdded[] = [];
     const policy = defineModule("policy", (m) => {
       m.hook("archive-should-store", (d: ArchiveShouldStore) => {
@@ -216,32 +216,32 @@ describe.each(DRIVERS)("archiving (%s)", (driver) => {
     t = mamServer(driver, {}, { modules: [policy] });
     const alice = t.connect("alice@localhost/phone");
     t.connect("bob@localhost/pc");
-    alice.send(chat("bob@localhost", "veto"));
-    alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("x", { xmlns: "urn:force" })));
-    expect(archiveOf("bob")).toHaveLength(1);
+    await alice.send(chat("bob@localhost", "veto"));
+    await alice.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("x", { xmlns: "urn:force" })));
+    expect(await archiveOf("bob")).toHaveLength(1);
     expect(added.map((a) => [a.user, a.direction, a.with])).toEqual([
       ["alice", "outgoing", "bob@localhost"],
       ["bob", "incoming", "alice@localhost"],
     ]);
-    expect(added[1]!.id).toBe(archiveOf("bob")[0]!.id);
-    expect(added[1]!.pos).toBe(archiveOf("bob")[0]!.pos);
+    expect(added[1]!.id).toBe((await archiveOf("bob"))[0]!.id);
+    expect(added[1]!.pos).toBe((await archiveOf("bob"))[0]!.pos);
     expect(added[0]!.origin).toBeDefined();
   });
 
-  it("does not archive for users who do not exist", () => {
+  it("does not archive for users who do not exist", async () => {
     const accounts = defineModule("accounts", (m) => m.hook("user-exists", ({ username }: { username: string }) => username === "alice"));
     t = mamServer(driver, {}, { modules: [accounts] });
     const alice = t.connect("alice@localhost/phone");
-    alice.send(chat("ghost@localhost", "anyone?"));
-    expect(archiveOf("ghost")).toEqual([]);
-    expect(archiveOf("alice")).toHaveLength(1);
+    await alice.send(chat("ghost@localhost", "anyone?"));
+    expect(await archiveOf("ghost")).toEqual([]);
+    expect(await archiveOf("alice")).toHaveLength(1);
   });
 
-  it("stamps archive times from the host clock", () => {
+  it("stamps archive times from the host clock", async () => {
     t = mamServer(driver);
     t.clock.set(Date.UTC(2026, 3, 1, 10, 0, 0));
     const alice = t.connect("alice@localhost/phone");
-    alice.send(chat("bob@localhost", "t"));
-    expect(archiveOf("bob")[0]!.when).toBe(Date.UTC(2026, 3, 1, 10, 0, 0));
+    await alice.send(chat("bob@localhost", "t"));
+    expect((await archiveOf("bob"))[0]!.when).toBe(Date.UTC(2026, 3, 1, 10, 0, 0));
   });
 });

@@ -6,8 +6,8 @@ import { xml } from "../../src/xmpp/stanza.js";
 import { chat, DRIVERS, errorOf, mamServer, NS_MAM, runQuery } from "./helpers.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
@@ -25,8 +25,8 @@ function prefsIq(def: string, always: string[] = [], never: string[] = []) {
 }
 
 describe.each(DRIVERS)("MAM preferences (%s)", (driver) => {
-  const bodies = (user: string) =>
-    t!.host().openStore("archive", "archive").find(user).items.map((i) => i.stanza.getChildText("body"));
+  const bodies = async (user: string) =>
+    (await t!.host().openStore("archive", "archive").find(user)).items.map((i) => i.stanza.getChildText("body"));
 
   async function getPrefs(c: FakeClient) {
     const p = (await c.request(xml("iq", { type: "get" }, xml("prefs", { xmlns: NS_MAM })))).getChild("prefs", NS_MAM)!;
@@ -50,7 +50,7 @@ describe.each(DRIVERS)("MAM preferences (%s)", (driver) => {
     t = mamServer(driver);
     const bob = t.connect("bob@localhost/pc");
     await bob.request(prefsIq("always", [], ["mercutio@localhost"]));
-    const raw = t.host().openStore("archive_prefs", "keyval").get("bob")!;
+    const raw = (await t.host().openStore("archive_prefs", "keyval").get("bob"))!;
     expect(raw["mercutio@localhost"]).toBe(false);
     expect(raw[NON_STRING_KEYS]!.get(false)).toBe(true);
   });
@@ -62,18 +62,18 @@ describe.each(DRIVERS)("MAM preferences (%s)", (driver) => {
     const eveLaptop = t.connect("eve@localhost/laptop");
     const evePhone = t.connect("eve@localhost/phone");
     await bob.request(prefsIq("always", [], ["alice@localhost", "eve@localhost/laptop"]));
-    alice.send(chat("bob@localhost", "from alice"));
-    eveLaptop.send(chat("bob@localhost", "from eve's laptop"));
-    evePhone.send(chat("bob@localhost", "from eve's phone"));
-    expect(bodies("bob")).toEqual(["from eve's phone"]); // a full JID matches only that full JID
+    await alice.send(chat("bob@localhost", "from alice"));
+    await eveLaptop.send(chat("bob@localhost", "from eve's laptop"));
+    await evePhone.send(chat("bob@localhost", "from eve's phone"));
+    expect(await bodies("bob")).toEqual(["from eve's phone"]); // a full JID matches only that full JID
     await bob.request(prefsIq("never", ["alice@localhost"]));
-    alice.send(chat("bob@localhost", "alice again"));
-    evePhone.send(chat("bob@localhost", "eve again"));
-    expect(bodies("bob")).toEqual(["from eve's phone", "alice again"]);
+    await alice.send(chat("bob@localhost", "alice again"));
+    await evePhone.send(chat("bob@localhost", "eve again"));
+    expect(await bodies("bob")).toEqual(["from eve's phone", "alice again"]);
     // the sender's own prefs decide for the sender's copy
-    bob.send(chat("alice@localhost", "outgoing to alice"));
-    bob.send(chat("eve@localhost", "outgoing to eve"));
-    expect(bodies("bob")).toEqual(["from eve's phone", "alice again", "outgoing to alice"]);
+    await bob.send(chat("alice@localhost", "outgoing to alice"));
+    await bob.send(chat("eve@localhost", "outgoing to eve"));
+    expect(await bodies("bob")).toEqual(["from eve's phone", "alice again", "outgoing to alice"]);
   });
 
   it("default roster archives only contacts in the roster", async () => {
@@ -81,10 +81,10 @@ describe.each(DRIVERS)("MAM preferences (%s)", (driver) => {
     const bob = t.connect("bob@localhost/pc");
     const alice = t.connect("alice@localhost/1");
     const stranger = t.connect("stranger@localhost/1");
-    t.host().openStore("roster", "map").set("bob", "alice@localhost", { subscription: "both", groups: {} });
-    alice.send(chat("bob@localhost", "friend"));
-    stranger.send(chat("bob@localhost", "stranger"));
-    expect(bodies("bob")).toEqual(["friend"]);
+    await t.host().openStore("roster", "map").set("bob", "alice@localhost", { subscription: "both", groups: {} });
+    await alice.send(chat("bob@localhost", "friend"));
+    await stranger.send(chat("bob@localhost", "stranger"));
+    expect(await bodies("bob")).toEqual(["friend"]);
     expect((await getPrefs(bob)).default).toBe("roster");
   });
 
@@ -92,22 +92,22 @@ describe.each(DRIVERS)("MAM preferences (%s)", (driver) => {
     t = mamServer(driver, { default_archive_policy: false });
     const bob = t.connect("bob@localhost/pc");
     const alice = t.connect("alice@localhost/1");
-    alice.send(chat("bob@localhost", "one"));
-    expect(bodies("bob")).toEqual([]);
+    await alice.send(chat("bob@localhost", "one"));
+    expect(await bodies("bob")).toEqual([]);
     await bob.request(prefsIq("always"));
-    alice.send(chat("bob@localhost", "two"));
-    expect(bodies("bob")).toEqual(["two"]);
+    await alice.send(chat("bob@localhost", "two"));
+    expect(await bodies("bob")).toEqual(["two"]);
   });
 
   it("mam_smart_enable starts archiving for a user at the first query", async () => {
     t = mamServer(driver, { mam_smart_enable: true });
     const bob = t.connect("bob@localhost/pc");
     const alice = t.connect("alice@localhost/1");
-    alice.send(chat("bob@localhost", "before"));
-    expect(bodies("bob")).toEqual([]);
+    await alice.send(chat("bob@localhost", "before"));
+    expect(await bodies("bob")).toEqual([]);
     await runQuery(bob);
-    alice.send(chat("bob@localhost", "after"));
-    expect(bodies("bob")).toEqual(["after"]);
+    await alice.send(chat("bob@localhost", "after"));
+    expect(await bodies("bob")).toEqual(["after"]);
   });
 
   it("refuses bad prefs", async () => {
@@ -126,7 +126,7 @@ describe.each(DRIVERS)("MAM preferences (%s)", (driver) => {
 });
 
 describe.each(DRIVERS)("MAM expiry, quota, account deletion (%s)", (driver) => {
-  const count = (user: string) => t!.host().openStore("archive", "archive").summary(user).count;
+  const count = async (user: string) => (await t!.host().openStore("archive", "archive").summary(user)).count;
 
   it("expires messages older than archive_expires_after on the daily task, in batches", async () => {
     t = mamServer(driver, { archive_expires_after: "2d", archive_cleanup_batch_size: 3 });
@@ -135,13 +135,13 @@ describe.each(DRIVERS)("MAM expiry, quota, account deletion (%s)", (driver) => {
     const day = 86_400_000;
     for (let i = 0; i < 10; i++) {
       t.clock.set(Date.UTC(2026, 0, 1) + i * day);
-      alice.send(chat("bob@localhost", `day ${i}`));
+      await alice.send(chat("bob@localhost", `day ${i}`));
     }
     t.clock.set(Date.UTC(2026, 0, 1) + 10 * day);
     expect(await t.runScheduled("archive expiry")).toBe(1);
-    const left = t.host().openStore("archive", "archive").find("bob").items.map((i) => i.stanza.getChildText("body"));
+    const left = (await t.host().openStore("archive", "archive").find("bob")).items.map((i) => i.stanza.getChildText("body"));
     expect(left).toEqual(["day 8", "day 9"]);
-    expect(count("alice")).toBe(2);
+    expect(await count("alice")).toBe(2);
     expect(t.logs.find((l) => l.msg === "expired 16 archived messages")).toBeDefined();
   });
 
@@ -150,11 +150,11 @@ describe.each(DRIVERS)("MAM expiry, quota, account deletion (%s)", (driver) => {
     expect(await t.runScheduled("archive expiry")).toBe(0);
   });
 
-  it("keeps at most storage_archive_item_limit items, dropping the oldest", () => {
+  it("keeps at most storage_archive_item_limit items, dropping the oldest", async () => {
     t = mamServer(driver, { storage_archive_item_limit: 5, archive_expires_after: "never" });
     const alice = t.connect("alice@localhost/1");
-    for (let i = 0; i < 8; i++) alice.send(chat("bob@localhost", `m${i}`));
-    const left = t.host().openStore("archive", "archive").find("bob").items.map((i) => i.stanza.getChildText("body"));
+    for (let i = 0; i < 8; i++) await alice.send(chat("bob@localhost", `m${i}`));
+    const left = (await t.host().openStore("archive", "archive").find("bob")).items.map((i) => i.stanza.getChildText("body"));
     expect(left).toEqual(["m3", "m4", "m5", "m6", "m7"]);
   });
 
@@ -163,12 +163,12 @@ describe.each(DRIVERS)("MAM expiry, quota, account deletion (%s)", (driver) => {
     const alice = t.connect("alice@localhost/1");
     const bob = t.connect("bob@localhost/1");
     await bob.request(prefsIq("always", [], ["x@localhost"]));
-    alice.send(chat("bob@localhost", "hi"));
-    expect(count("bob")).toBe(1);
-    t.host().deleteUser("bob");
-    expect(count("bob")).toBe(0);
-    expect(t.host().openStore("archive_prefs", "keyval").get("bob")).toBeUndefined();
-    expect(count("alice")).toBe(1);
+    await alice.send(chat("bob@localhost", "hi"));
+    expect(await count("bob")).toBe(1);
+    await t.host().deleteUser("bob");
+    expect(await count("bob")).toBe(0);
+    expect(await t.host().openStore("archive_prefs", "keyval").get("bob")).toBeUndefined();
+    expect(await count("alice")).toBe(1);
     expect(bob.session.closed).toBe(true);
   });
 });

@@ -13,8 +13,8 @@ const FIXTURE = new URL("../fixtures/prosody-0.12.3-sample.sqlite", import.meta.
 const HOST = "shakespeare.example";
 let t: TestServer | undefined;
 let dir: string | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
@@ -67,8 +67,8 @@ describe("mam on a database Prosody 0.12.3 wrote", () => {
     expect(prefs.attrs.default).toBe("always");
     expect(prefs.getChild("never")!.getChildren("jid").map((j) => j.getText())).toEqual([`mercutio@${HOST}`]);
     const before = (await runQuery(juliet, { max: 0 })).count;
-    t!.connect(`mercutio@${HOST}/street`).send(chat(`juliet@${HOST}`, "a plague on both your houses"));
-    t!.connect(`romeo@${HOST}/balcony`).send(chat(`juliet@${HOST}`, "it is the east"));
+    await t!.connect(`mercutio@${HOST}/street`).send(chat(`juliet@${HOST}`, "a plague on both your houses"));
+    await t!.connect(`romeo@${HOST}/balcony`).send(chat(`juliet@${HOST}`, "it is the east"));
     const after = await runQuery(juliet, { max: 0 });
     expect(after.count).toBe(before! + 1);
   });
@@ -77,7 +77,7 @@ describe("mam on a database Prosody 0.12.3 wrote", () => {
     const path = open();
     const romeo = t!.connect(`romeo@${HOST}/balcony`);
     const juliet = t!.connect(`juliet@${HOST}/garden`);
-    romeo.send(chat(`juliet@${HOST}`, "new from mamkit"));
+    await romeo.send(chat(`juliet@${HOST}`, "new from mamkit"));
     const delivered = juliet.take()[0]!;
     const id = delivered.getChild("stanza-id", "urn:xmpp:sid:0")!.attrs.id as string;
     const all = rows(path, "juliet");

@@ -10,8 +10,8 @@ import { xml } from "../../src/xmpp/stanza.js";
 import { chat, DRIVERS, errorOf, mamQuery, mamServer, NS_MAM, runQuery } from "./helpers.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
@@ -19,23 +19,23 @@ const T0 = Date.UTC(2026, 0, 1, 0, 0, 0);
 
 describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   /** alice and bob exchange `n` messages, one a minute; bob's archive has all. */
-  function conversation(n: number, config: Record<string, unknown> = {}) {
+  async function conversation(n: number, config: Record<string, unknown> = {}) {
     t = mamServer(driver, config);
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
     for (let i = 0; i < n; i++) {
       t.clock.set(T0 + i * 60_000);
-      (i % 2 === 0 ? alice : bob).send(chat(i % 2 === 0 ? "bob@localhost" : "alice@localhost", `m${i}`));
+      await (i % 2 === 0 ? alice : bob).send(chat(i % 2 === 0 ? "bob@localhost" : "alice@localhost", `m${i}`));
     }
     alice.take();
     bob.take();
-    const ids = t.host().openStore("archive", "archive").find("bob").items.map((i) => i.id);
+    const ids = (await t.host().openStore("archive", "archive").find("bob")).items.map((i) => i.id);
     return { alice, bob, ids };
   }
   const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => `m${a + i}`);
 
   it("pages forward and backward through 25 messages", async () => {
-    const { bob, ids } = conversation(25);
+    const { bob, ids } = await conversation(25);
     // forward, oldest first
     const p1 = await runQuery(bob, { max: 10 });
     expect(p1.bodies).toEqual(range(0, 10));
@@ -59,7 +59,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("flips pages: results newest first, first/last still in archive order", async () => {
-    const { bob, ids } = conversation(25);
+    const { bob, ids } = await conversation(25);
     const p = await runQuery(bob, { max: 5, before: "", flip: true });
     expect(p.bodies).toEqual(["m24", "m23", "m22", "m21", "m20"]);
     expect([p.first, p.last]).toEqual([ids[20], ids[24]]);
@@ -68,7 +68,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("returns result messages in XEP-0313 shape", async () => {
-    const { bob, ids } = conversation(1);
+    const { bob, ids } = await conversation(1);
     bob.take();
     await bob.request(mamQuery({ queryId: "f27" }));
     const [m] = bob.take();
@@ -83,16 +83,16 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("defaults to pages of 20 and caps them at max_archive_query_results", async () => {
-    let r = conversation(60);
+    let r = await conversation(60);
     expect((await runQuery(r.bob)).bodies).toHaveLength(20);
     expect((await runQuery(r.bob, { max: 500 })).bodies).toHaveLength(50);
-    t!.stop();
-    r = conversation(30, { max_archive_query_results: 25 });
+    await t!.stop();
+    r = await conversation(30, { max_archive_query_results: 25 });
     expect((await runQuery(r.bob, { max: 100 })).bodies).toHaveLength(25);
   });
 
   it("answers max=0 with the count only; complete only when nothing matched", async () => {
-    const { bob, alice } = conversation(7);
+    const { bob, alice } = await conversation(7);
     const p = await runQuery(bob, { max: 0 });
     expect([p.bodies, p.count, p.complete, p.first]).toEqual([[], 7, false, undefined]);
     const none = await runQuery(alice, { max: 0, fields: { with: "nobody@localhost" } });
@@ -100,17 +100,17 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("leaves out the count when mam_include_total is false", async () => {
-    const { bob } = conversation(3, { mam_include_total: false });
+    const { bob } = await conversation(3, { mam_include_total: false });
     const p = await runQuery(bob);
     expect(p.count).toBeUndefined();
     expect(p.bodies).toHaveLength(3);
   });
 
   it("filters by bare JID", async () => {
-    const { alice } = conversation(4);
+    const { alice } = await conversation(4);
     t!.clock.set(T0 + 3600_000);
     const carol = t!.connect("carol@localhost/x");
-    carol.send(chat("alice@localhost", "from carol"));
+    await carol.send(chat("alice@localhost", "from carol"));
     alice.take();
     expect((await runQuery(alice, { fields: { with: "carol@localhost" } })).bodies).toEqual(["from carol"]);
     expect((await runQuery(alice, { fields: { with: "BOB@localhost" } })).bodies).toEqual(range(0, 4));
@@ -121,10 +121,10 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     const alice = t.connect("alice@localhost/phone");
     const bobPc = t.connect("bob@localhost/pc");
     const bobTab = t.connect("bob@localhost/tablet");
-    bobPc.send(chat("alice@localhost", "from pc 1"));
-    bobTab.send(chat("alice@localhost", "from tablet"));
-    bobPc.send(chat("alice@localhost", "from pc 2"));
-    alice.send(chat("bob@localhost/pc", "to pc"));
+    await bobPc.send(chat("alice@localhost", "from pc 1"));
+    await bobTab.send(chat("alice@localhost", "from tablet"));
+    await bobPc.send(chat("alice@localhost", "from pc 2"));
+    await alice.send(chat("bob@localhost/pc", "to pc"));
     alice.take();
     const p = await runQuery(alice, { fields: { with: "bob@localhost/pc" } });
     expect(p.bodies).toEqual(["from pc 1", "from pc 2", "to pc"]);
@@ -134,7 +134,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("filters by start and end, inclusive", async () => {
-    const { bob } = conversation(10);
+    const { bob } = await conversation(10);
     const p = await runQuery(bob, { fields: { start: "2026-01-01T00:02:00Z", end: "2026-01-01T00:04:00Z" } });
     expect(p.bodies).toEqual(["m2", "m3", "m4"]);
     const tz = await runQuery(bob, { fields: { start: "2026-01-01T01:08:00+01:00" } });
@@ -144,7 +144,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("filters by before-id, after-id and ids", async () => {
-    const { bob, ids } = conversation(10);
+    const { bob, ids } = await conversation(10);
     expect((await runQuery(bob, { fields: { "after-id": ids[2]!, "before-id": ids[6]! } })).bodies).toEqual(["m3", "m4", "m5"]);
     expect((await runQuery(bob, { fields: { ids: [ids[7]!, ids[1]!] } })).bodies).toEqual(["m1", "m7"]);
     const combined = await runQuery(bob, { fields: { "after-id": ids[2]! }, max: 2, after: ids[4]! });
@@ -152,7 +152,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("accepts include-groupchat (a personal archive holds none)", async () => {
-    const { bob } = conversation(2);
+    const { bob } = await conversation(2);
     expect((await runQuery(bob, { fields: { "include-groupchat": "true" } })).bodies).toEqual(["m0", "m1"]);
   });
 
@@ -166,7 +166,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     t = mamServer(driver, {}, { modules: [watcher] });
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
-    for (let i = 0; i < 5; i++) alice.send(chat("bob@localhost", `m${i}`));
+    for (let i = 0; i < 5; i++) await alice.send(chat("bob@localhost", `m${i}`));
     bob.take();
     const received: string[] = [];
     bob.session.filters.out.add((s) => {
@@ -174,7 +174,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
       if (s.name === "iq") received.push(`events:${events.length}`);
       return s;
     });
-    const items = t.host().openStore("archive", "archive").find("bob").items;
+    const items = (await t.host().openStore("archive", "archive").find("bob")).items;
     await runQuery(bob, { max: 2, before: "", flip: true });
     expect(received).toEqual(["result", "result", "fin", "events:1"]);
     expect(events[0]).toMatchObject({ filtered: false, complete: false });
@@ -198,7 +198,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
   });
 
   it("answers metadata: first and last of the archive, empty when there is none", async () => {
-    const { bob, ids } = conversation(3);
+    const { bob, ids } = await conversation(3);
     const md = (await bob.request(xml("iq", { type: "get" }, xml("metadata", { xmlns: NS_MAM })))).getChild("metadata", NS_MAM)!;
     expect(md.getChild("start")!.attrs).toEqual({ id: ids[0], timestamp: "2026-01-01T00:00:00Z" });
     expect(md.getChild("end")!.attrs).toEqual({ id: ids[2], timestamp: "2026-01-01T00:02:00Z" });
@@ -232,7 +232,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     }
 
     it("bad forms, datetimes, JIDs and max are bad-request naming the field", async () => {
-      const { bob } = conversation(3);
+      const { bob } = await conversation(3);
       await expectError(bob, { formType: "urn:xmpp:mam:1", fields: {} }, "modify", "bad-request", /FORM_TYPE/);
       await expectError(bob, { formType: null, fields: { with: "alice@localhost" } }, "modify", "bad-request", /FORM_TYPE/);
       await expectError(bob, { fields: { start: "yesterday" } }, "modify", "bad-request", /'start'/);
@@ -248,12 +248,12 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     });
 
     it("an unknown field is feature-not-implemented naming it", async () => {
-      const { bob } = conversation(3);
+      const { bob } = await conversation(3);
       await expectError(bob, { fields: { "full-text-search": "hello" } }, "cancel", "feature-not-implemented", /'full-text-search'/);
     });
 
     it("unknown ids are item-not-found", async () => {
-      const { bob, ids } = conversation(3);
+      const { bob, ids } = await conversation(3);
       await expectError(bob, { after: "no-such-id" }, "cancel", "item-not-found");
       await expectError(bob, { before: "no-such-id" }, "cancel", "item-not-found");
       await expectError(bob, { fields: { "before-id": "nope" } }, "cancel", "item-not-found", /before-id/);
@@ -262,13 +262,13 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     });
 
     it("another user's ids are unknown", async () => {
-      const { alice, ids } = conversation(3); // ids are bob's
+      const { alice, ids } = await conversation(3); // ids are bob's
       await expectError(alice, { after: ids[0]! }, "cancel", "item-not-found");
       await expectError(alice, { fields: { ids: [ids[1]!] } }, "cancel", "item-not-found");
     });
 
     it("a query to another account is forbidden (auth) and reveals nothing", async () => {
-      const { alice } = conversation(3);
+      const { alice } = await conversation(3);
       await expectError(alice, { to: "bob@localhost" }, "auth", "forbidden");
       const md = await alice.request(xml("iq", { type: "get", to: "bob@localhost" }, xml("metadata", { xmlns: NS_MAM })));
       expect(errorOf(md).condition).toBe("forbidden");
@@ -276,7 +276,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     });
 
     it("a query to one's own bare JID works", async () => {
-      const { bob } = conversation(2);
+      const { bob } = await conversation(2);
       expect((await runQuery(bob, { to: "bob@localhost" })).bodies).toEqual(["m0", "m1"]);
     });
   });
@@ -293,9 +293,7 @@ describe("MAM storage failure", () => {
           return new Proxy(a, {
             get(ta, p, r) {
               if (p === "find" || p === "get" || p === "summary") {
-                return () => {
-                  throw new Error("SQLITE_IOERR: disk I/O error at /var/lib/secret/path.sqlite");
-                };
+                return () => Promise.reject(new Error("SQLITE_IOERR: disk I/O error at /var/lib/secret/path.sqlite"));
               }
               return Reflect.get(ta, p, r);
             },

@@ -8,8 +8,8 @@ import { xml } from "../../src/xmpp/stanza.js";
 
 const HOST = "münchen.example";
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
@@ -22,13 +22,13 @@ it.each([
   t = createTestServer({ config: { modules_enabled: ["mam"], hosts: { [HOST]: {} } } });
   const alice = t.connect(`alice@${HOST}/a`);
   const bob = t.connect(`bob@${HOST}/b`);
-  alice.send(
+  await alice.send(
     xml("message", { to: `bob@${HOST}`, type: "chat" }, xml("body", {}, "hi"), xml("stanza-id", { xmlns: "urn:xmpp:sid:0", by, id: "forged" })),
   );
   const got = await bob.next((s) => s.name === "message");
   const ids = got.getChildren("stanza-id", "urn:xmpp:sid:0").map((s) => s.attrs.id as string);
   expect(ids).toHaveLength(1);
   expect(ids).not.toContain("forged");
-  const stored = t.host(HOST).openStore("archive", "archive").find("bob").items;
+  const stored = (await t.host(HOST).openStore("archive", "archive").find("bob")).items;
   expect(stored[0]!.stanza.toString()).not.toContain("forged");
 });

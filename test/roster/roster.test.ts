@@ -6,20 +6,21 @@ import { items, NS, pushes, roster } from "./helpers.js";
 import { xml } from "../../src/xmpp/stanza.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
 describe.each(["memory", "sqlite"] as const)("roster (%s)", (driver) => {
-  function setup() {
+  async function setup() {
     t = createTestServer({ storage: driver, config: { modules_enabled: ["roster", "presence"] } });
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
+    await t.settle(); // the initial presences are handled
     return { alice, bob };
   }
   it("gets, sets, updates and removes items, with pushes and versions", async () => {
-    const { alice } = setup();
+    const { alice } = await setup();
     expect(items(await roster(alice))).toEqual([]);
     const r = await alice.request(xml("iq", { type: "set" }, xml("query", { xmlns: NS }, xml("item", { jid: "Bob@localhost", name: "Bob" }, xml("group", {}, "Friends")))));
     expect(r.attrs.type).toBe("result");
@@ -35,7 +36,7 @@ describe.each(["memory", "sqlite"] as const)("roster (%s)", (driver) => {
   });
 
   it("refuses bad roster sets", async () => {
-    const { alice } = setup();
+    const { alice } = await setup();
     const set = (...children: Element[]) => alice.request(xml("iq", { type: "set" }, xml("query", { xmlns: NS }, ...children)));
     const cond = (r: Element) => r.getChild("error")!.children.find((c) => typeof c === "object")!.toString();
     expect(cond(await set())).toContain("bad-request");

@@ -32,10 +32,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 describe("smacks checkpoints (property)", () => {
-  it("fire iff covered by an ack, exactly once, never after an unresumed end", () => {
-    fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40, size: "large" }), (ops) => {
-        vi.useFakeTimers();
+  it("fire iff covered by an ack, exactly once, never after an unresumed end", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40, size: "large" }), async (ops) => {
+        // only the timeouts (hibernation): commits and the test kit's awaits run on setImmediate
+        vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
         const t = createTestServer({
           logLevel: "silent",
           config: { modules_enabled: ["smacks"], smacks_hibernation_time: "100s", smacks_max_queue_size: 10_000 },
@@ -55,7 +56,7 @@ describe("smacks checkpoints (property)", () => {
             switch (o.op) {
               case "send":
                 for (let i = 0; i < o.n; i++) {
-                  alice.send(xml("message", { to: "bob@localhost/pc", type: "chat" }, xml("body", {}, String(++msg))));
+                  await alice.send(xml("message", { to: "bob@localhost/pc", type: "chat" }, xml("body", {}, String(++msg))));
                   sent++;
                 }
                 break;
@@ -73,7 +74,7 @@ describe("smacks checkpoints (property)", () => {
                 {
                   // any h the client may send: from what it acked last up to all it handled
                   const h = acked + (o.k % (bob.handled - acked + 1));
-                  bob.ack(h);
+                  await bob.ack(h);
                   acked = Math.max(acked, h);
                 }
                 break;
@@ -110,7 +111,7 @@ describe("smacks checkpoints (property)", () => {
           }
           expect(session.closed).toBe(ended);
         } finally {
-          t.stop();
+          await t.stop();
           vi.useRealTimers();
         }
       }),

@@ -6,8 +6,8 @@ import type { StanzaEvent } from "../../src/core/delivery.js";
 import { iqResult, xml } from "../../src/xmpp/stanza.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
@@ -38,12 +38,12 @@ describe("test kit", () => {
     const a = t.connect("a@localhost/1");
     const b = t.connect("b@localhost/1");
     const waiting = b.next((s) => s.name === "message");
-    setTimeout(() => a.send(xml("message", { to: "b@localhost/1" }, xml("body", {}, "late"))), 5);
+    setTimeout(() => void a.send(xml("message", { to: "b@localhost/1" }, xml("body", {}, "late"))), 5);
     expect((await waiting).getChildText("body")).toBe("late");
     await expect(b.next(() => true, 20)).rejects.toThrow(/no matching stanza within 20 ms/);
   });
 
-  it("injects a manual clock into the host", () => {
+  it("injects a manual clock into the host", async () => {
     const clock = new ManualClock(Date.UTC(2030, 5, 1));
     let seen = 0;
     t = createTestServer({
@@ -56,14 +56,14 @@ describe("test kit", () => {
     });
     const a = t.connect("a@localhost/1");
     clock.advance(86_400_000);
-    a.send(xml("iq", { type: "get", id: "n" }, xml("now", { xmlns: "urn:t" })));
+    await a.send(xml("iq", { type: "get", id: "n" }, xml("now", { xmlns: "urn:t" })));
     expect(seen).toBe(Date.UTC(2030, 5, 2));
   });
 
-  it("refuses stream management when no module handles it, and uses the module that does", () => {
+  it("refuses stream management when no module handles it, and uses the module that does", async () => {
     t = createTestServer();
     expect(() => t!.connect("a@localhost/1", { streamManagement: true })).toThrow(/load smacks/);
-    t.stop();
+    await t.stop();
     t = createTestServer({
       modules: [defineModule("fake_sm", (m) => m.hook("stanza/urn:xmpp:sm:3:enable", ({ origin }: StanzaEvent) => {
         origin!.send(xml("enabled", { xmlns: "urn:xmpp:sm:3", id: "x", resume: "true" }));

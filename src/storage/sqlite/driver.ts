@@ -2,7 +2,7 @@
 // Prosody database opens in mamkit and the other way round. WAL journal,
 // statements prepared once and cached.
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { closeSync, fdatasync, mkdirSync, openSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
@@ -80,6 +80,12 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   /** After a failed commit: the position the archive's sequence must be moved to (its rollback moved it back). */
   private seqAtLeast = 0;
   private checkpointer: Checkpointer | undefined;
+  /** Bumped when cached archive counts may be wrong: another connection committed, or a batch rolled back. */
+  private countEpoch = 0;
+  private readonly archives = new Map<string, SqliteArchive>();
+  private dataVersion = -1;
+  /** With `synchronous: "full"` and worker checkpoints: the WAL's sync after each commit, off the event loop. */
+  private walSync: WalSync | undefined;
 
   constructor(readonly path: string, opts: SqliteOptions = {}) {
     try {
@@ -94,6 +100,14 @@ export class SqliteDriver implements StorageDriver, RowBackend {
       if (!opts.readonly) this.createSchema();
       if (!opts.readonly && opts.checkpoints === "worker" && path !== ":memory:") {
         this.db.pragma("wal_autocheckpoint = 0");
+        if ((opts.synchronous ?? "full") === "full") {
+          // "full" as SQLite's FULL promises it — each commit's WAL frames synced before it counts
+          // as durable — but with the sync off the event loop: the writer commits as NORMAL does
+          // (no sync; the database is never at risk in WAL mode), then an fdatasync of the WAL
+          // on libuv's thread pool makes the batch durable
+          this.db.pragma("synchronous = normal");
+          this.walSync = new WalSync(`${path}-wal`);
+        }
         const module = createRequire(import.meta.url).resolve("better-sqlite3");
         this.checkpointer = new Checkpointer(path, opts.synchronous ?? "full", module, (message) =>
           process.emitWarning(`SQLite checkpoint of ${path} failed: ${message}`),
@@ -115,6 +129,7 @@ export class SqliteDriver implements StorageDriver, RowBackend {
       commit: () => {
         this.stmt("COMMIT").run();
         this.seqAtLeast = 0;
+        return this.walSync?.sync();
       },
       rollback: () => this.stmt("ROLLBACK").run(),
       inBatch: () => this.db.inTransaction,
@@ -127,6 +142,7 @@ export class SqliteDriver implements StorageDriver, RowBackend {
     // So the next batch first moves the sequence past every position given out.
     this.writes = new GroupCommit(backend, { ...DEFAULT_GROUP_COMMIT, ...opts.commit }, () => {
       this.seqAtLeast = Math.max(this.seqAtLeast, this.maxPos);
+      this.countEpoch++;
     });
   }
 
@@ -136,6 +152,25 @@ export class SqliteDriver implements StorageDriver, RowBackend {
     if (r.changes === 0) {
       this.stmt('INSERT INTO "sqlite_sequence" ("name","seq") SELECT ?,? WHERE NOT EXISTS (SELECT 1 FROM "sqlite_sequence" WHERE "name"=?)').run(name, to, name);
     }
+  }
+
+  /**
+   * The epoch of cached archive counts: it moves when another connection (a
+   * second process, Prosody taking its turn, the CLI) committed since we last
+   * looked — SQLite's data_version says so — or when a batch of ours rolled back.
+   */
+  countsEpoch(): number {
+    const v = this.stmt("PRAGMA data_version").pluck().get() as number;
+    if (v !== this.dataVersion) {
+      this.dataVersion = v;
+      this.countEpoch++;
+    }
+    return this.countEpoch;
+  }
+
+  /** Cached archive counts are void (a delete across users, an account removed). */
+  dropCounts(): void {
+    this.countEpoch++;
   }
 
   /** An archive position was given out. */
@@ -277,10 +312,18 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   }
 
   archive(host: string, store: string): ArchiveStore {
-    return new SqliteArchive(this, host, store);
+    // one object per archive: its cached counts must see every write to it
+    const k = `${host}\u0000${store}`;
+    let a = this.archives.get(k);
+    if (!a) {
+      a = new SqliteArchive(this, host, store);
+      this.archives.set(k, a);
+    }
+    return a;
   }
 
   async deleteUser(host: string, user: string): Promise<void> {
+    this.dropCounts();
     await this.writes.write(() =>
       this.run("delete", () => {
         this.stmt('DELETE FROM "prosody" WHERE "host"=? AND "user"=?').run(host, user);
@@ -292,6 +335,8 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   async close(): Promise<void> {
     if (!this.db.open) return;
     this.writes.close();
+    await this.writes.durable().catch(() => undefined);
+    this.walSync?.close();
     await this.checkpointer?.stop();
     this.checkpointer = undefined;
     if (this.db.open) this.db.close(); // the last connection: SQLite checkpoints the WAL into the file
@@ -301,8 +346,56 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   closeNow(): void {
     if (!this.db.open) return;
     this.writes.close();
+    this.walSync?.close();
     void this.checkpointer?.stop();
+    if (this.walSync) this.db.pragma("synchronous = full"); // the pending commits' sync, now
     this.db.close();
+  }
+}
+
+/**
+ * fdatasync of the WAL file on libuv's thread pool. Syncs are coalesced: one
+ * asked for while another runs waits for it, then one more covers everyone
+ * who asked meanwhile (a sync covers every write made before it began).
+ */
+class WalSync {
+  private fd: number | undefined;
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+
+  constructor(private readonly file: string) {}
+
+  sync(): Promise<void> {
+    if (this.running === undefined) {
+      this.running = this.once().finally(() => {
+        this.running = undefined;
+      });
+      return this.running;
+    }
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.sync();
+      });
+    return this.next;
+  }
+
+  private once(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.fd ??= openSync(this.file, "r");
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      fdatasync(this.fd, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
@@ -310,6 +403,12 @@ const COLS = 'SELECT "sort_id","key","when","with","type","value" FROM "prosodya
 
 class SqliteArchive implements ArchiveStore {
   readonly caps: ArchiveCaps;
+  // Each user's whole count (the RSM <count/> of every unfiltered page, which
+  // Prosody counts row by row on every query): counted once, then kept up to
+  // date with this connection's own appends and deletes; dropped when another
+  // connection committed or a batch rolled back (countsEpoch).
+  private readonly counts = new Map<string, number>();
+  private epoch = -1;
 
   constructor(
     private readonly d: SqliteDriver,
@@ -349,6 +448,9 @@ class SqliteArchive implements ArchiveStore {
     return this.d.writes.write(() => {
       const [pos, prev] = this.d.run("append", write);
       this.d.gavePosition(pos);
+      const n = this.counts.get(user);
+      if (n !== undefined && item.id === undefined) this.counts.set(user, n + 1);
+      else this.counts.delete(user);
       return prev === undefined ? { id, pos, when: when * 1000 } : { id, pos, when: when * 1000, prev };
     }, item.id === undefined);
   }
@@ -396,9 +498,8 @@ class SqliteArchive implements ArchiveStore {
       const [where, args] = this.where(user, q);
       const page: ArchivePage = { items: [] };
       if (q.total) {
-        page.total = (this.d.stmt(`SELECT COUNT(*) AS n FROM "prosodyarchive" WHERE ${where}`).get(...args) as {
-          n: number;
-        }).n;
+        const whole = q.start === undefined && q.end === undefined && q.with === undefined && q.ids === undefined;
+        page.total = whole ? this.wholeCount(user, where, args) : this.count(where, args);
       }
       let range = "";
       const rargs = args.slice();
@@ -425,6 +526,24 @@ class SqliteArchive implements ArchiveStore {
     });
   }
 
+  private count(where: string, args: unknown[]): number {
+    return (this.d.stmt(`SELECT COUNT(*) AS n FROM "prosodyarchive" WHERE ${where}`).get(...args) as { n: number }).n;
+  }
+
+  private wholeCount(user: string, where: string, args: unknown[]): number {
+    const epoch = this.d.countsEpoch();
+    if (epoch !== this.epoch) {
+      this.counts.clear();
+      this.epoch = epoch;
+    }
+    let n = this.counts.get(user);
+    if (n === undefined) {
+      n = this.count(where, args);
+      this.counts.set(user, n);
+    }
+    return n;
+  }
+
   get(user: string, id: string): Promise<ArchiveItem | undefined> {
     return read(() => this.d.run("query", () => {
       const row = this.d
@@ -435,7 +554,14 @@ class SqliteArchive implements ArchiveStore {
   }
 
   delete(user: string | null, q: ArchiveDeleteQuery = {}): Promise<number> {
-    return this.d.writes.write(() => this.deleteNow(user, q), true);
+    if (user === null) this.counts.clear();
+    else this.counts.delete(user);
+    return this.d.writes.write(() => {
+      const n = this.deleteNow(user, q);
+      if (user === null) this.counts.clear();
+      else this.counts.delete(user);
+      return n;
+    }, true);
   }
 
   private deleteNow(user: string | null, q: ArchiveDeleteQuery): number {
