@@ -403,11 +403,12 @@ const COLS = 'SELECT "sort_id","key","when","with","type","value" FROM "prosodya
 
 class SqliteArchive implements ArchiveStore {
   readonly caps: ArchiveCaps;
-  // Each user's whole count (the RSM <count/> of every unfiltered page, which
-  // Prosody counts row by row on every query): counted once, then kept up to
-  // date with this connection's own appends and deletes; dropped when another
-  // connection committed or a batch rolled back (countsEpoch).
-  private readonly counts = new Map<string, number>();
+  // Each user's whole count, and per conversation partner (the RSM <count/> of
+  // every unfiltered or `with`-only page, which Prosody counts row by row on
+  // every query): counted once, then kept up to date with this connection's
+  // own appends and deletes; dropped when another connection committed or a
+  // batch rolled back (countsEpoch). user → (with, or "" for all) → count
+  private readonly counts = new Map<string, Map<string, number>>();
   private epoch = -1;
 
   constructor(
@@ -448,9 +449,13 @@ class SqliteArchive implements ArchiveStore {
     return this.d.writes.write(() => {
       const [pos, prev] = this.d.run("append", write);
       this.d.gavePosition(pos);
-      const n = this.counts.get(user);
-      if (n !== undefined && item.id === undefined) this.counts.set(user, n + 1);
-      else this.counts.delete(user);
+      const mine = this.counts.get(user);
+      if (mine !== undefined && item.id === undefined) {
+        for (const k of ["", item.with]) {
+          const n = mine.get(k);
+          if (n !== undefined) mine.set(k, n + 1);
+        }
+      } else this.counts.delete(user);
       return prev === undefined ? { id, pos, when: when * 1000 } : { id, pos, when: when * 1000, prev };
     }, item.id === undefined);
   }
@@ -498,8 +503,8 @@ class SqliteArchive implements ArchiveStore {
       const [where, args] = this.where(user, q);
       const page: ArchivePage = { items: [] };
       if (q.total) {
-        const whole = q.start === undefined && q.end === undefined && q.with === undefined && q.ids === undefined;
-        page.total = whole ? this.wholeCount(user, where, args) : this.count(where, args);
+        const cacheable = q.start === undefined && q.end === undefined && q.ids === undefined;
+        page.total = cacheable ? this.cachedCount(user, q.with ?? "", where, args) : this.count(where, args);
       }
       let range = "";
       const rargs = args.slice();
@@ -530,16 +535,22 @@ class SqliteArchive implements ArchiveStore {
     return (this.d.stmt(`SELECT COUNT(*) AS n FROM "prosodyarchive" WHERE ${where}`).get(...args) as { n: number }).n;
   }
 
-  private wholeCount(user: string, where: string, args: unknown[]): number {
+  /** The count of the user's items (with `peer`, or all for ""), from the cache where it holds. */
+  private cachedCount(user: string, peer: string, where: string, args: unknown[]): number {
     const epoch = this.d.countsEpoch();
     if (epoch !== this.epoch) {
       this.counts.clear();
       this.epoch = epoch;
     }
-    let n = this.counts.get(user);
+    let mine = this.counts.get(user);
+    if (mine === undefined) {
+      mine = new Map();
+      this.counts.set(user, mine);
+    }
+    let n = mine.get(peer);
     if (n === undefined) {
       n = this.count(where, args);
-      this.counts.set(user, n);
+      mine.set(peer, n);
     }
     return n;
   }

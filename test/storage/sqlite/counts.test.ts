@@ -29,8 +29,16 @@ describe("SQLite: cached archive counts stay exact", () => {
       const d = new SqliteDriver(path, { checkpoints });
       const a = d.archive("h", "archive");
       const total = async (user = "u") => (await a.find(user, { total: true, limit: 1 })).total;
+      const withP = async () => (await a.find("u", { with: "p@h", total: true, limit: 1 })).total;
+      const withQ = async () => (await a.find("u", { with: "q@h", total: true, limit: 1 })).total;
       for (let i = 0; i < 5; i++) await a.append("u", { stanza: msg(i), when: T + i * 1000, with: "p@h" });
       expect(await total()).toBe(5);
+      expect(await withP()).toBe(5);
+      expect(await withQ()).toBe(0);
+      await a.append("u", { stanza: msg(50), when: T, with: "q@h" });
+      expect([await total(), await withP(), await withQ()]).toEqual([6, 5, 1]);
+      expect(await a.delete("u", { with: "q@h" })).toBe(1);
+      expect([await total(), await withP(), await withQ()]).toEqual([5, 5, 0]);
       // a second archive object of the same store (another module's) sees the same count
       const other = d.archive("h", "archive");
       await other.append("u", { stanza: msg(5), when: T, with: "p@h" });
@@ -56,6 +64,7 @@ describe("SQLite: cached archive counts stay exact", () => {
       prosody.prepare('DELETE FROM "prosodyarchive" WHERE "key" = ?').run("from-prosody");
       prosody.prepare('DELETE FROM "prosodyarchive" WHERE "user" = ? AND "key" = ?').run("u", "fixed");
       expect(await total()).toBe(4);
+      expect(await withP()).toBe(4);
       prosody.close();
       await d.deleteUser("h", "u");
       expect(await total()).toBe(0);
