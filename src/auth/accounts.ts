@@ -13,6 +13,8 @@ export const DEFAULT_ITERATIONS = 10000;
 
 /** Per host: does every account have SCRAM-SHA-256 keys? (a promise while it is being looked up) */
 const sha256Everywhere = new WeakMap<HostView, boolean | Promise<boolean>>();
+/** The last answer looked up, given while a new lookup runs. */
+const lastAnswer = new WeakMap<HostView, boolean>();
 
 export class Accounts {
   readonly store: KeyValueStore;
@@ -32,7 +34,8 @@ export class Accounts {
   sha256ForAll(): boolean {
     const all = sha256Everywhere.get(this.host);
     if (all === undefined) void this.lookUpSha256();
-    return all === true;
+    if (typeof all === "boolean") return all;
+    return lastAnswer.get(this.host) === true; // looking it up again: the answer before the change
   }
 
   /** Looks up whether every account has SCRAM-SHA-256 keys (see sha256ForAll). */
@@ -45,6 +48,7 @@ export class Accounts {
     })().then(
       (all) => {
         if (sha256Everywhere.get(this.host) === lookup) sha256Everywhere.set(this.host, all);
+        lastAnswer.set(this.host, all);
         return all;
       },
       () => {
@@ -85,6 +89,7 @@ export class Accounts {
       deriveKeys(password, salt, iterations, "sha1"),
       deriveKeys(password, salt, iterations, "sha256"),
     ]);
+    const mark = this.host.writeMark();
     await this.store.set(user, {
       salt,
       iteration_count: iterations,
@@ -93,7 +98,7 @@ export class Accounts {
       stored_key_sha256: k256.storedKey.toString("hex"),
       server_key_sha256: k256.serverKey.toString("hex"),
     });
-    await this.host.durable();
+    await this.host.durable(mark);
     this.changed();
   }
 
@@ -145,16 +150,19 @@ export default defineModule("auth_internal_hashed", (module) => {
   // Found accounts are remembered for a few seconds (deleted here: forgotten at once; deleted by
   // another process: seen within EXISTS_CACHE_MS); an account not found is asked again each time.
   const found = new Map<string, number>();
+  let deletions = 0; // a lookup begun before a deletion must not remember the account
   module.hook("user-exists", ({ username }: { username: string }) => {
     const until = found.get(username);
     if (until !== undefined && until > Date.now()) return true;
+    const before = deletions;
     return accounts.exists(username).then((exists) => {
-      if (exists) found.set(username, Date.now() + EXISTS_CACHE_MS);
+      if (exists && before === deletions) found.set(username, Date.now() + EXISTS_CACHE_MS);
       else found.delete(username);
       return exists;
     });
   });
   module.hook("user-deleted", ({ username }: { username: string }) => {
+    deletions++;
     found.delete(username);
     return undefined;
   });

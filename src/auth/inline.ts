@@ -33,6 +33,8 @@ export interface InlineFeature {
   readonly order?: number;
   /** What goes into the advertised `<inline/>`, if anything. */
   advertise?(origin: Session): Element | undefined;
+  /** Waited for before any request of the element is handled (e.g. a resumption waits for the old session's acks to be durable). */
+  prepare?(ctx: InlineContext): Promise<void>;
   handle(ctx: InlineContext): InlineResult | undefined;
 }
 

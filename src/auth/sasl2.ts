@@ -28,10 +28,12 @@ export default defineModule(
         if (id !== undefined && !isClientId(id)) return ["malformed-request", "the user-agent id must be a UUID"];
         return undefined;
       },
-      succeed(session, stream, done) {
+      async succeed(session, stream, done) {
         const id = done.request.getChild("user-agent")?.attrs.id as string | undefined;
         if (id !== undefined) session.clientId = id.toLowerCase();
         stream.holdOutput();
+        for (const [feature, request] of inline.requests(done.request)) await feature.prepare?.({ session, stream, request });
+        if (stream.closed) return;
         const replies: Element[] = [];
         let current: Session = session;
         for (const [feature, request] of inline.requests(done.request)) {

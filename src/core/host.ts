@@ -187,12 +187,13 @@ export class Host implements SessionOwner, HostView {
    */
   async deleteUser(username: string): Promise<void> {
     for (const s of [...(this.userSessions.get(username)?.values() ?? [])]) s.close("account deleted");
+    const storage = this.server.storage;
+    const mark = storage.mark();
     let r = this.events.fireAsync("user-deleted", { username });
     if (isThenable(r)) r = await r;
     if (r instanceof HandlerFailure) throw r.error;
-    const storage = this.server.storage;
     await storage.deleteUser(this.name, username);
-    await storage.durable();
+    await storage.durable(mark);
   }
 
   // ---- sessions -----------------------------------------------------------------

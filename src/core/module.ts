@@ -56,8 +56,10 @@ export interface HostView {
   /** The session bound to this full JID, if any. */
   sessionFor(fullJid: string): Session | undefined;
   openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K>;
-  /** Resolves once every write made so far is durable. */
-  durable(): Promise<void>;
+  /** A mark for the writes made from now on: `durable(mark)` rejects if one of them was lost. */
+  writeMark(): number;
+  /** Resolves once every write made so far is durable; with a mark, rejects if a write since it was lost. */
+  durable(mark?: number): Promise<void>;
 }
 
 export interface ModuleApi {

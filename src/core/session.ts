@@ -203,6 +203,7 @@ export class Session {
 
   /** Sends a stream error (RFC 6120 §4.9) and closes the session. */
   streamError(condition: string, text?: string, appElement?: Element): void {
+    this.inbox.length = 0; // what came after the fault is not handled
     const err = new Element("stream:error", {});
     err.cnode(new Element(condition, { xmlns: NS_STREAMS }));
     if (text) err.cnode(new Element("text", { xmlns: NS_STREAMS })).t(text);
@@ -280,7 +281,9 @@ export class Session {
   }
 
   private drain(): void {
-    while (!this.busy && !this.closed && this.inbox.length > 0) {
+    // (a session that closed still handles what it received before: the client's
+    // </stream:stream> after a burst, or the connection lost; a stream error drops it)
+    while (!this.busy && this.inbox.length > 0) {
       if (overBudget()) {
         // the rest next turn: the event loop serves everyone else in between
         this.busy = true;
@@ -291,9 +294,13 @@ export class Session {
         return;
       }
       const el = this.inbox.shift()!;
-      if (!this.handle(el)) this.unsupported(el);
+      try {
+        if (!this.handle(el)) this.unsupported(el);
+      } catch (err) {
+        this.log.error({ err }, "error handling an element");
+      }
     }
-    if (!this.busy || this.closed) {
+    if (!this.busy) {
       this.inbox.length = 0;
       for (const wake of this.idleWaiters.splice(0)) wake();
     }
@@ -306,6 +313,7 @@ export class Session {
   }
 
   private unsupported(el: Element): void {
+    if (this.closed) return;
     this.streamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns || "no namespace"} is not handled here`);
   }
 
@@ -347,7 +355,6 @@ export class Session {
   close(reason?: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.inbox.length = 0;
     this.host.detach(this, reason);
     this.sink.close?.(reason, this);
   }

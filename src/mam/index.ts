@@ -110,11 +110,11 @@ export default defineModule(
     }
 
     // ---- archiving -------------------------------------------------------------------
-    const counts = new Map<string, number>(); // per-user item counts, when a quota is set
 
     async function appendWithQuota(user: string, stanza: Element, peerBare: string): Promise<ArchiveRef> {
       if (itemLimit !== undefined) {
-        let n = counts.get(user) ?? (await archive.summary(user)).count;
+        // the store's count, exact whoever deleted meanwhile (SQLite keeps it cached, so this is cheap)
+        let n = (await archive.find(user, { limit: 0, total: true })).total ?? (await archive.summary(user)).count;
         if (n >= itemLimit && Number.isFinite(expiresAfter)) {
           n -= await archive.delete(user, { end: module.clock.now() - expiresAfter * 1000 - 1 });
         }
@@ -124,7 +124,6 @@ export default defineModule(
           n -= await archive.delete(user, { limit: drop });
           module.log.info({ user, dropped: drop }, "archive over storage_archive_item_limit: oldest items removed");
         }
-        counts.set(user, n + 1);
       }
       return archive.append(user, { stanza, when: module.clock.now(), with: peerBare });
     }
@@ -281,8 +280,14 @@ export default defineModule(
     module.hook(`iq-set/self/${NS_MAM}:prefs`, async ({ origin, stanza }: StanzaEvent) => {
       const prefs = prefsFromElement(stanza.getChild("prefs", NS_MAM)!);
       const user = origin!.jid!.local!;
+      const mark = module.writeMark();
       await setPrefs(user, prefs);
-      await module.durable(); // the result says they are kept
+      try {
+        await module.durable(mark); // the result says they are kept
+      } catch (err) {
+        prefsCache.delete(user); // (what it may have cached was rolled back)
+        throw err;
+      }
       origin?.send(iqResult(stanza, prefsToElement(await getPrefs(user), NS_MAM)));
       return true;
     });
@@ -306,7 +311,6 @@ export default defineModule(
     });
 
     module.hook("user-deleted", async ({ username }: { username: string }) => {
-      counts.delete(username);
       await archive.delete(username);
       await setPrefs(username, undefined);
       return undefined;
@@ -323,7 +327,6 @@ export default defineModule(
           if (n < batchSize) break;
           await new Promise((r) => setImmediate(r)); // let the server serve between batches
         }
-        counts.clear();
         module.log.info({ deleted, ms: Date.now() - started }, `expired ${deleted} archived messages`);
       });
     }

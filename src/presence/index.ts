@@ -7,7 +7,7 @@ import type { Element } from "@xmpp/xml";
 import { defineModule } from "../core/module.js";
 import type { HostView } from "../core/module.js";
 import { pushRosterItem } from "../roster/index.js";
-import { loadRoster, type RosterItem, saveRoster, sharesPresenceWith, subscribedTo } from "../roster/store.js";
+import { loadRoster, type RosterItem, saveRoster, sharesPresenceWith, subscribedTo, withRosterLock } from "../roster/store.js";
 import type { StanzaEvent } from "../core/delivery.js";
 import { tryParseJid } from "../xmpp/jid.js";
 import { type Session, SessionSlot } from "../core/session.js";
@@ -54,6 +54,15 @@ export default defineModule(
 
     /** Changes one roster item (and the pending flag), saves and pushes if anything changed. */
     async function update(
+      a: { host: HostView; user: string },
+      jid: string,
+      change: (item: RosterItem | undefined) => RosterItem | undefined,
+      pending?: boolean,
+    ): Promise<void> {
+      return withRosterLock(a.host, a.user, () => updateNow(a, jid, change, pending));
+    }
+
+    async function updateNow(
       a: { host: HostView; user: string },
       jid: string,
       change: (item: RosterItem | undefined) => RosterItem | undefined,

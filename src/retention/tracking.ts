@@ -77,6 +77,12 @@ export class Tracker {
   private readonly loading = new Map<string, Promise<ClientRecord>>();
   private scheduled: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /**
+   * The batch a flush is writing, until it is durable: what it holds is not
+   * buffered any more, and the store may not have it yet (its writes wait
+   * their turn), so reads look here first.
+   */
+  private writing = new Map<string, Map<string, ClientRecord>>();
 
   constructor(
     readonly store: MapStore,
@@ -94,6 +100,7 @@ export class Tracker {
       const r = decode(v);
       if (r) out.set(client, r);
     }
+    for (const [client, rec] of this.writing.get(user) ?? []) out.set(client, merge(copy(rec), out.get(client)));
     for (const [client, rec] of this.dirty.get(user) ?? []) out.set(client, merge(copy(rec), out.get(client)));
     return out;
   }
@@ -156,6 +163,12 @@ export class Tracker {
       apply(hot);
       return Promise.resolve();
     }
+    const beingWritten = this.writing.get(user)?.get(client);
+    if (beingWritten) {
+      // a flush is writing it: changes go into the buffer, on a copy of what it writes
+      apply(copy(beingWritten));
+      return Promise.resolve();
+    }
     const key = `${user}\u0000${client}`;
     let loading = this.loading.get(key);
     if (!loading) {
@@ -186,8 +199,8 @@ export class Tracker {
       m.add(client);
       isNew = true;
     }
-    // (a flush may have put a record of this client back into the buffer meanwhile)
-    const buffered = this.dirty.get(user)?.get(client);
+    // (a flush may have put a record of this client back into the buffer meanwhile, or be writing one)
+    const buffered = this.dirty.get(user)?.get(client) ?? this.writing.get(user)?.get(client);
     if (buffered) rec = merge(buffered, rec);
     this.touch(user, client, rec);
     if (isNew) void this.flushSafely();
@@ -212,6 +225,7 @@ export class Tracker {
     this.dirty = new Map();
     this.dirtyCount = 0;
     this.unsure = new Map();
+    this.writing = batch;
     const run = this.write(batch, unsure);
     this.flushing = run;
     try {
@@ -220,6 +234,7 @@ export class Tracker {
       this.putBack(batch, unsure);
       throw err;
     } finally {
+      this.writing = new Map();
       this.flushing = undefined;
     }
   }
@@ -273,12 +288,15 @@ export class Tracker {
     for (const [client, r] of next) {
       const stored = decode(await this.store.get(user, client));
       const buffered = pending?.get(client);
-      const current = stored && buffered ? merge(stored, buffered) : (buffered ?? stored);
+      // (a flush writing meanwhile waits behind the cleanup's transaction: its record counts too)
+      const inFlight = this.writing.get(user)?.get(client);
+      const both = stored && inFlight ? merge(stored, inFlight) : (inFlight ?? stored);
+      const current: ClientRecord | undefined = both && buffered ? merge(both, buffered) : (buffered ?? both);
       if (buffered) written.set(client, JSON.stringify(encode(buffered)));
       if (r === undefined) {
         const was = before.get(client);
         const seenAgain = current !== undefined && (was === undefined || current.lastSeen > was.lastSeen);
-        data[client] = seenAgain ? encode(current) : undefined;
+        data[client] = seenAgain && current ? encode(current) : undefined;
       } else {
         data[client] = encode(merge(r, current));
       }

@@ -7,7 +7,7 @@ import type { StanzaEvent } from "../core/delivery.js";
 import { parseJid } from "../xmpp/jid.js";
 import { type Session, SessionSlot } from "../core/session.js";
 import { iqResult, StanzaError, xml } from "../xmpp/stanza.js";
-import { loadRoster, type RosterItem, saveRoster } from "./store.js";
+import { loadRoster, type RosterItem, saveRoster, withRosterLock } from "./store.js";
 
 export const NS_ROSTER = "jabber:iq:roster";
 const NS_ROSTER_VER = "urn:xmpp:features:rosterver";
@@ -77,6 +77,10 @@ export default defineModule("roster", (module) => {
       throw new StanzaError("bad-request", "the item's jid is not a valid JID");
     }
     if (jid === session.jid!.bare) throw new StanzaError("not-allowed", "you cannot add yourself to your roster");
+    return withRosterLock(host, user, () => setItem(session, stanza, el, user, jid));
+  });
+
+  async function setItem(session: Session, stanza: Element, el: Element, user: string, jid: string): Promise<true> {
     const roster = await loadRoster(host, user);
     if (el.attrs.subscription === "remove") {
       const old = roster.items.get(jid);
@@ -113,5 +117,5 @@ export default defineModule("roster", (module) => {
     session.send(iqResult(stanza));
     pushRosterItem(host, user, jid, item, v);
     return true;
-  });
+  }
 });

@@ -49,13 +49,35 @@ export async function loadRoster(host: Pick<HostView, "openStore">, user: string
 }
 
 /** Saves the roster with a new version; resolves with the version once it is durable. */
-export async function saveRoster(host: Pick<HostView, "openStore" | "durable">, user: string, roster: Roster): Promise<number> {
+export async function saveRoster(host: Pick<HostView, "openStore" | "durable" | "writeMark">, user: string, roster: Roster): Promise<number> {
   roster.meta.version++;
   const data: KeyvalData = { [NON_STRING_KEYS]: new Map<unknown, unknown>([[false, roster.meta]]) };
   for (const [jid, item] of roster.items) data[jid] = item;
+  const mark = host.writeMark();
   await host.openStore("roster", "keyval").set(user, data);
-  await host.durable();
+  await host.durable(mark);
   return roster.meta.version;
+}
+
+const busy = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs a read-modify-write of one user's roster after the ones before it:
+ * reads and writes are asynchronous, and two changes interleaved (two
+ * resources' roster sets, a subscription answer) would lose one of them.
+ */
+export function withRosterLock<T>(host: Pick<HostView, "name">, user: string, fn: () => Promise<T>): Promise<T> {
+  const key = `${host.name}\u0000${user}`;
+  const run = (busy.get(key) ?? Promise.resolve()).then(fn, fn);
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  busy.set(key, tail);
+  void tail.then(() => {
+    if (busy.get(key) === tail) busy.delete(key);
+  });
+  return run;
 }
 
 /** Does `user` let `contact` see their presence (subscription from/both)? */

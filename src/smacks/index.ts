@@ -157,6 +157,7 @@ export default defineModule(
       name: "resume",
       order: -10,
       advertise: () => smElement("sm"),
+      prepare: ({ request }) => settledBefore(request),
       handle({ session, request }) {
         let reply: Element | undefined;
         const resumed = resume(session, request, (answer) => {
@@ -238,9 +239,22 @@ export default defineModule(
     // ---- resumption --------------------------------------------------------------------
     module.hook(`stanza/${NS_SM}:resume`, ({ origin, stanza }: StanzaEvent) => {
       if (!origin) return undefined;
-      resume(origin, stanza, (answer, from) => from.sendNonza(answer));
+      void settledBefore(stanza).then(() => {
+        if (!origin.closed) resume(origin, stanza, (answer, from) => from.sendNonza(answer));
+      });
       return true;
     });
+
+    /**
+     * What the old connection sent counts in h once it is durable: a resumption
+     * waits for that, so that its h leaves out nothing the client would then
+     * send again (and the recipient get twice).
+     */
+    function settledBefore(stanza: Element): Promise<void> {
+      const previd = stanza.attrs.previd as string | undefined;
+      const target = previd === undefined ? undefined : resumable.get(previd);
+      return target && !target.closed ? target.settled() : Promise.resolve();
+    }
 
     /**
      * Resumes the session `<resume previd h/>` names on `origin`'s connection;

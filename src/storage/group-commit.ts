@@ -62,8 +62,15 @@ function newBatch(): Batch {
   return { done, resolve, reject, writes: 0 };
 }
 
-/** Who runs the transaction now (its async context carries it). */
-type Holder = object;
+/**
+ * A transaction running, or one nested in it (its async context carries it).
+ * Nested transactions of one holder run one after the other (`chain`):
+ * savepoints are a stack, and two interleaved would release each other.
+ */
+interface Holder {
+  readonly root: Holder | undefined;
+  chain: Promise<unknown>;
+}
 
 export class GroupCommit {
   private batch: Batch | undefined;
@@ -76,6 +83,8 @@ export class GroupCommit {
   private readonly waiting: (() => void)[] = [];
   private readonly context = new AsyncLocalStorage<Holder>();
   private closed = false;
+  /** close() was called while a transaction ran: it closes when that ends. */
+  private closing = false;
 
   constructor(
     private readonly backend: CommitBackend,
@@ -90,11 +99,16 @@ export class GroupCommit {
   }
 
   /**
-   * Resolves once every write applied before this call is durable. With a
-   * `mark`, rejects if a batch failed since the mark was taken: a write made
-   * after it may have been lost.
+   * Resolves once every write applied before this call is durable or lost:
+   * only a `mark` learns of a loss — with one, it rejects if a batch failed
+   * since the mark was taken (a write made after it may have been lost).
+   * Whoever must know that its writes are durable takes a mark before them.
    */
   durable(mark?: WriteMark): Promise<void> {
+    if (this.holder !== undefined && this.inTransaction()) {
+      // the batch cannot commit before the transaction ends: this would wait for itself
+      return Promise.reject(new StorageError("backend", "durable() inside a transaction would wait for itself"));
+    }
     if (mark !== undefined && this.failures > mark) return Promise.reject(lostWrites());
     const done = this.batch?.done ?? this.lastDone;
     if (done === undefined) return Promise.resolve();
@@ -115,7 +129,7 @@ export class GroupCommit {
    */
   write<T>(fn: () => T, single = false): Promise<T> {
     if (this.closed) return Promise.reject(new StorageError("backend", "the storage is closed"));
-    if (this.holder !== undefined && this.context.getStore() !== this.holder) {
+    if (this.holder !== undefined && !this.inTransaction()) {
       return new Promise<void>((r) => this.waiting.push(r)).then(() => this.write(fn, single));
     }
     try {
@@ -160,31 +174,48 @@ export class GroupCommit {
    * with its result once they are durable. Nested calls join the outer one.
    */
   async transaction<T>(fn: () => T | Promise<T>): Promise<T> {
-    if (this.closed) throw new StorageError("backend", "the storage is closed");
+    if (this.closed || this.closing) throw new StorageError("backend", "the storage is closed");
     const outer = this.context.getStore();
-    if (outer !== undefined && outer === this.holder) return this.nested(outer, fn);
+    if (outer !== undefined && this.holder !== undefined && (outer.root ?? outer) === this.holder) return this.nested(outer, fn);
     while (this.holder !== undefined) await new Promise<void>((r) => this.waiting.push(r));
+    if (this.closed || this.closing) throw new StorageError("backend", "the storage is closed");
     const mark = this.mark();
-    const holder: Holder = {};
+    const holder: Holder = { root: undefined, chain: Promise.resolve() };
     this.holder = holder;
     let result: T;
     try {
-      result = await this.nested(holder, fn);
+      result = await this.inSavepoint(holder, fn);
     } finally {
       this.holder = undefined;
       for (const wake of this.waiting.splice(0)) wake();
-      if (this.batch !== undefined) this.schedule(this.batch);
+      if (this.closing) this.close();
+      else if (this.batch !== undefined) this.schedule(this.batch);
     }
     await this.durable(mark);
     return result;
   }
 
-  private async nested<T>(holder: Holder, fn: () => T | Promise<T>): Promise<T> {
+  /** Whether the caller runs inside the transaction holding the batch now. */
+  private inTransaction(): boolean {
+    const ctx = this.context.getStore();
+    return ctx !== undefined && (ctx.root ?? ctx) === this.holder;
+  }
+
+  /** A transaction inside `parent`'s: after the ones before it in `parent`, in a savepoint of its own. */
+  private nested<T>(parent: Holder, fn: () => T | Promise<T>): Promise<T> {
+    const child: Holder = { root: parent.root ?? parent, chain: Promise.resolve() };
+    const run = parent.chain.then(() => this.inSavepoint(child, fn));
+    parent.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async inSavepoint<T>(holder: Holder, fn: () => T | Promise<T>): Promise<T> {
     const b = this.open();
     const sp = "t";
     this.backend.savepoint(sp);
     try {
       const r = await this.context.run(holder, fn);
+      await holder.chain; // nested transactions it started and did not wait for
       if (this.batch !== b) throw lostWrites();
       this.backend.release(sp);
       return r;
@@ -275,13 +306,26 @@ export class GroupCommit {
     this.injected += n;
   }
 
-  /** Commits what is pending; later writes are refused. */
+  /**
+   * Commits what is pending; later writes are refused. While a transaction
+   * runs, it closes once the transaction is over (never half of one).
+   */
   close(): void {
     if (this.closed) return;
-    this.holder = undefined;
+    if (this.holder !== undefined) {
+      this.closing = true;
+      return;
+    }
     this.commit();
     this.closed = true;
     for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  /** Resolves once closed (after a running transaction) and what was committed is durable. */
+  async closeAndSettle(): Promise<void> {
+    this.close();
+    while (!this.closed) await new Promise<void>((r) => this.waiting.push(r));
+    await this.durable().catch(() => undefined);
   }
 }
 

@@ -179,9 +179,11 @@ export interface StorageDriver {
   /** A mark for the writes issued from now on (see `durable`). */
   mark(): WriteMark;
   /**
-   * Resolves once every write applied before the call is durable; with a
-   * `mark`, rejects if a write issued since the mark may have been lost (a
-   * commit failed). What a stanza caused is acknowledged only after this.
+   * Resolves once every write applied before the call is durable or lost.
+   * With a `mark` (taken before the writes), rejects if a write issued since
+   * may have been lost (a commit failed): take one whenever success is
+   * reported on the strength of it. What a stanza caused is acknowledged only
+   * after `durable(mark)`. Inside a transaction it rejects (it would wait for itself).
    */
   durable(mark?: WriteMark): Promise<void>;
   /** Removes everything stored for one user of one host, in every store. */

@@ -122,9 +122,10 @@ export class TestServer {
    * Resumes the stream-management session of `old` (dropped with `drop()`) on
    * a new fake connection, as a client reconnecting would: `<resume previd h>`
    * with `h` = what `old` handled unless given. Throws with the server's
-   * `<failed/>` when the server refuses.
+   * `<failed/>` when the server refuses. Resolves once the server answered
+   * (it waits until what the old connection sent is durable).
    */
-  resume(old: FakeClient, opts: { h?: number; previd?: string } = {}): FakeClient {
+  async resume(old: FakeClient, opts: { h?: number; previd?: string } = {}): Promise<FakeClient> {
     const previd = opts.previd ?? old.smId;
     if (previd === undefined) throw new Error("resume: the client has no stream-management id");
     const username = old.session.jid?.local ?? old.session.authUser!;
@@ -137,7 +138,12 @@ export class TestServer {
     client.handled = h;
     client.smId = previd;
     void host.server.router.fromSession(client.session, xml("resume", { xmlns: NS_SM, previd, h: String(h % 2 ** 32) }));
-    const answer = client.nonzas.find((n) => n.name === "resumed" || n.name === "failed");
+    // (the server answers once what the old connection sent is durable)
+    const answered = () => client.nonzas.find((n) => n.name === "resumed" || n.name === "failed");
+    const until = Date.now() + 10_000;
+    // (setImmediate, not setTimeout: tests may fake timeouts)
+    while (answered() === undefined && Date.now() < until) await new Promise((r) => setImmediate(r));
+    const answer = answered();
     if (answer?.name !== "resumed") throw new Error(`resume refused: ${answer?.toString() ?? "no answer"}`);
     this.clients.add(client);
     return client;
@@ -244,9 +250,11 @@ export class FakeClient {
   async send(stanza: Element | string): Promise<void> {
     if (this.disconnected) throw new Error(`${this.session.jid?.full ?? "client"}: the connection is closed`);
     const session = this.session;
+    const host = session.host as Host;
+    const mark = host.writeMark();
     session.receive(typeof stanza === "string" ? parseXml(stanza) : stanza);
     await session.idle();
-    await (session.host as Host).durable();
+    await host.durable(mark);
   }
 
   /** Sends an iq (an id is added if missing) and resolves with its result or error reply. */

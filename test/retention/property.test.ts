@@ -168,7 +168,7 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
             const cm = clients[o.user]![o.client]!;
             if (cm.state !== "hibernating") break;
             const acked = queueOf(cm).acked;
-            cm.fc = t.resume(cm.fc!, { h: acked + (o.k % (cm.fc!.handled - acked + 1)) });
+            cm.fc = await t.resume(cm.fc!, { h: acked + (o.k % (cm.fc!.handled - acked + 1)) });
             cm.state = "live";
             break;
           }

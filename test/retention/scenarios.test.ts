@@ -101,7 +101,7 @@ describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) =>
     await say(carol, "m1");
     phone.drop();
     await say(carol, "m2 while away");
-    const back = t!.resume(phone, { h: 0 });
+    const back = await t!.resume(phone, { h: 0 });
     await cleanup();
     expect(await archived()).toEqual(["m1", "m2 while away"]);
     await back.ack();

@@ -87,7 +87,7 @@ describe("smacks checkpoints (property)", () => {
                 if (!hibernating) break;
                 {
                   const h = acked + (o.k % (bob.handled - acked + 1));
-                  bob = t.resume(bob, { h });
+                  bob = await t.resume(bob, { h });
                   acked = Math.max(acked, h);
                   hibernating = false;
                   expect(bob.handled).toBe(sent); // every unacked stanza came again

@@ -154,7 +154,7 @@ describe("smacks", () => {
     expect(bob.session.hibernating).toBe(true);
     await say(alice, "bob@localhost", "3"); // routed to the hibernating session, queued
     expect(alice.take()).toEqual([]); // not bounced
-    const bob2 = t!.resume(bob, { h: 1 });
+    const bob2 = await t!.resume(bob, { h: 1 });
     expect(bob2.session).toBe(bob.session);
     expect(bob2.nonzas[0]!.attrs).toMatchObject({ previd: bob.smId, h: "1" });
     expect(bob2.take().map((m) => m.getChildText("body"))).toEqual(["2", "3"]);
@@ -171,29 +171,29 @@ describe("smacks", () => {
     await say(alice, "bob@localhost", "1");
     addCheckpoint(bob.session, () => fired++);
     bob.drop();
-    t!.resume(bob, { h: 1 });
+    await t!.resume(bob, { h: 1 });
     expect(fired).toBe(1);
   });
 
   it("replaces a live connection when its session is resumed elsewhere", async () => {
     const { alice, bob } = server();
     await say(alice, "bob@localhost", "1");
-    const bob2 = t!.resume(bob, { h: 0 });
+    const bob2 = await t!.resume(bob, { h: 0 });
     expect(bob.streamError!.getChild("conflict")).toBeDefined();
     expect(bob.disconnected).toBe(true);
     expect(bob2.take().map((m) => m.getChildText("body"))).toEqual(["1"]);
   });
 
-  it("refuses to resume an unknown id, another account's id, or an expired session", () => {
+  it("refuses to resume an unknown id, another account's id, or an expired session", async () => {
     fakeTimeouts();
     const { bob } = server({ smacks_hibernation_time: "60s" });
-    expect(() => t!.resume(bob, { previd: "nope" })).toThrow(/item-not-found/);
+    await expect(t!.resume(bob, { previd: "nope" })).rejects.toThrow(/item-not-found/);
     const mallory = t!.connect("mallory@localhost/x");
-    expect(() => t!.resume(mallory, { previd: bob.smId! })).toThrow(/item-not-found/);
+    await expect(t!.resume(mallory, { previd: bob.smId! })).rejects.toThrow(/item-not-found/);
     bob.drop();
     vi.advanceTimersByTime(60_001);
     expect(bob.session.closed).toBe(true);
-    expect(() => t!.resume(bob)).toThrow(/item-not-found/);
+    await expect(t!.resume(bob)).rejects.toThrow(/item-not-found/);
   });
 
   it("ends a session without resumption when the connection drops", async () => {

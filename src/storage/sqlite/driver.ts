@@ -124,7 +124,12 @@ export class SqliteDriver implements StorageDriver, RowBackend {
     const backend: CommitBackend = {
       begin: () => {
         this.stmt("BEGIN IMMEDIATE").run();
-        if (this.seqAtLeast > 0) this.moveSequence(this.seqAtLeast);
+        try {
+          if (this.seqAtLeast > 0) this.moveSequence(this.seqAtLeast);
+        } catch (err) {
+          this.stmt("ROLLBACK").run(); // no transaction left open that nothing tracks
+          throw err;
+        }
       },
       commit: () => {
         this.stmt("COMMIT").run();
@@ -143,7 +148,26 @@ export class SqliteDriver implements StorageDriver, RowBackend {
     this.writes = new GroupCommit(backend, { ...DEFAULT_GROUP_COMMIT, ...opts.commit }, () => {
       this.seqAtLeast = Math.max(this.seqAtLeast, this.maxPos);
       this.countEpoch++;
+      this.repairSequence();
     });
+  }
+
+  /**
+   * Right after a rollback: moves the sequence in a transaction of its own, so
+   * that another process writing to the file meanwhile cannot be given the lost
+   * positions (it can only in the instant between the rollback and this). If
+   * it cannot, the next batch does it first.
+   */
+  private repairSequence(): void {
+    if (this.seqAtLeast === 0 || this.db.inTransaction) return;
+    try {
+      this.stmt("BEGIN IMMEDIATE").run();
+      this.moveSequence(this.seqAtLeast);
+      this.stmt("COMMIT").run();
+      this.seqAtLeast = 0;
+    } catch {
+      if (this.db.inTransaction) this.stmt("ROLLBACK").run();
+    }
   }
 
   private moveSequence(to: number): void {
