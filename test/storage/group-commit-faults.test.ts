@@ -18,7 +18,7 @@ describe("group commit: faults and concurrency (found in review)", () => {
     expect(ok).toBe("rejected");
   });
 
-  it("close() while a transaction runs commits half of it", async () => {
+  it("close() while a transaction runs waits for it: all of it or none", async () => {
     const d = new MemoryDriver();
     const kv = d.keyval("h", "s");
     let release!: () => void;
@@ -30,9 +30,10 @@ describe("group commit: faults and concurrency (found in review)", () => {
     });
     tx.catch(() => {});
     await tick();
-    await d.close();
+    const closing = d.close(); // waits for the transaction: never half of it
     release();
     await tx.catch(() => {});
+    await closing;
     // all or nothing: either both or neither
     const a = await kv.get("a");
     const b = await kv.get("b");

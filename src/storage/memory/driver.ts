@@ -366,6 +366,6 @@ export class MemoryDriver implements StorageDriver {
   }
 
   async close(): Promise<void> {
-    this.writes.close();
+    await this.writes.closeAndSettle();
   }
 }

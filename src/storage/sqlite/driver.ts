@@ -358,8 +358,7 @@ export class SqliteDriver implements StorageDriver, RowBackend {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
-    this.writes.close();
-    await this.writes.durable().catch(() => undefined);
+    await this.writes.closeAndSettle();
     this.walSync?.close();
     await this.checkpointer?.stop();
     this.checkpointer = undefined;
