@@ -21,17 +21,17 @@ function rate(n: number, ms: number): string {
   return `${Math.round((n / ms) * 1000).toLocaleString("en-US")}/s`;
 }
 
-function best<T>(runs: number, fn: () => T): number {
+async function best(runs: number, fn: () => Promise<unknown>): Promise<number> {
   let min = Number.POSITIVE_INFINITY;
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
-    fn();
+    await fn();
     min = Math.min(min, Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return min;
 }
 
-function routerBench(n: number): void {
+async function routerBench(n: number): Promise<void> {
   const server = createServer({
     config: { storage: "memory", hosts: { localhost: {} } },
     logger: createLogger({ level: "silent" }),
@@ -43,6 +43,7 @@ function routerBench(n: number): void {
   const alice = host.openSession(sink, { username: "alice", resource: "phone" });
   const bob = host.openSession(sink, { username: "bob", resource: "laptop" });
   for (const s of [alice, bob]) s.receive(xml("presence"));
+  await Promise.all([alice.idle(), bob.idle()]);
   const make = (i: number): Element =>
     xml("message", { to: "bob@localhost", type: "chat", id: `m${i}` }, xml("body", {}, "Hello, how are you?"));
   const stanzas: Element[] = [];
@@ -53,14 +54,15 @@ function routerBench(n: number): void {
     for (let i = 0; i < n; i++) stanzas.push(make(i));
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) alice.receive(stanzas[i]!);
+    await alice.idle(); // stanzas are handled asynchronously
     routeMs = Math.min(routeMs, Number(process.hrtime.bigint() - t0) / 1e6);
   }
   if (delivered !== n * 5) throw new Error(`expected ${n * 5} deliveries, got ${delivered}`);
   console.log(`router  chat message to a bare JID, no modules: ${rate(n, routeMs)}  (${n} stanzas in ${routeMs.toFixed(1)} ms, best of 5)`);
-  server.stop();
+  await server.stop();
 }
 
-function appendBench(name: string, open: () => StorageDriver, n: number): void {
+async function appendBench(name: string, open: () => StorageDriver, n: number): Promise<void> {
   const d = open();
   const a = d.archive("localhost", "archive");
   const stanza = xml(
@@ -69,28 +71,29 @@ function appendBench(name: string, open: () => StorageDriver, n: number): void {
     xml("body", {}, "Hello, how are you? This is a typical short chat message."),
   );
   const t0 = Date.now();
-  const ms = best(3, () => {
-    for (let i = 0; i < n; i++) a.append("alice", { stanza, when: t0 + i, with: "bob@localhost" });
+  const ms = await best(3, async () => {
+    for (let i = 0; i < n; i++) await a.append("alice", { stanza, when: t0 + i, with: "bob@localhost" });
+    await d.durable();
   });
   console.log(`archive append, ${name}, one transaction each: ${rate(n, ms)}  (${n} appends in ${ms.toFixed(1)} ms, best of 3)`);
-  const batchMs = best(3, () => {
-    d.transaction(() => {
-      for (let i = 0; i < n; i++) a.append("alice", { stanza, when: t0 + i, with: "bob@localhost" });
-    });
-  });
+  const batchMs = await best(3, () =>
+    d.transaction(async () => {
+      for (let i = 0; i < n; i++) await a.append("alice", { stanza, when: t0 + i, with: "bob@localhost" });
+    }),
+  );
   console.log(`archive append, ${name}, ${n} per transaction: ${rate(n, batchMs)}  (${batchMs.toFixed(1)} ms, best of 3)`);
-  d.close();
+  await d.close();
 }
 
 const dir = mkdtempSync(join(tmpdir(), "mamkit-bench-"));
 try {
   console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
-  routerBench(100_000);
+  await routerBench(100_000);
   parseBench();
-  appendBench("memory", () => new MemoryDriver(), 50_000);
-  appendBench("sqlite (WAL, synchronous=full, file)", () => new SqliteDriver(join(dir, "full.sqlite")), 5_000);
-  appendBench("sqlite (WAL, synchronous=normal, file)", () => new SqliteDriver(join(dir, "normal.sqlite"), { synchronous: "normal" }), 20_000);
-  mamQueryBench(dir);
+  await appendBench("memory", () => new MemoryDriver(), 50_000);
+  await appendBench("sqlite (WAL, synchronous=full, file)", () => new SqliteDriver(join(dir, "full.sqlite")), 5_000);
+  await appendBench("sqlite (WAL, synchronous=normal, file)", () => new SqliteDriver(join(dir, "normal.sqlite"), { synchronous: "normal" }), 20_000);
+  await mamQueryBench(dir);
   await ingestBench();
   await retentionCleanupBench(dir);
   await loadBench();

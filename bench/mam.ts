@@ -7,7 +7,7 @@ import { createServer } from "../src/server.js";
 import { SqliteDriver } from "../src/storage/sqlite/driver.js";
 import { xml } from "../src/xmpp/stanza.js";
 
-export function mamQueryBench(dir: string, users = 10_000, perUser = 100, queries = 2_000): void {
+export async function mamQueryBench(dir: string, users = 10_000, perUser = 100, queries = 2_000): Promise<void> {
   const path = join(dir, "mam-bench.sqlite");
   const driver = new SqliteDriver(path, { synchronous: "normal" });
   const archive = driver.archive("localhost", "archive");
@@ -15,11 +15,11 @@ export function mamQueryBench(dir: string, users = 10_000, perUser = 100, querie
   const body = xml("body", {}, "Hello, how are you? This is a typical short chat message.");
   // interleave users so each user's items are spread over the whole table, as in real life
   for (let r0 = 0; r0 < perUser; r0 += 10) {
-    driver.transaction(() => {
+    await driver.transaction(async () => {
       for (let round = r0; round < Math.min(perUser, r0 + 10); round++) {
         for (let u = 0; u < users; u++) {
           const stanza = xml("message", { to: `user${u}@localhost`, from: `peer${u % 97}@localhost/r`, type: "chat", id: `m${round}` }, body);
-          archive.append(`user${u}`, { stanza, when: t0 - (perUser - round) * 60_000, with: `peer${u % 97}@localhost` });
+          await archive.append(`user${u}`, { stanza, when: t0 - (perUser - round) * 60_000, with: `peer${u % 97}@localhost` });
         }
       }
     });
@@ -53,7 +53,7 @@ export function mamQueryBench(dir: string, users = 10_000, perUser = 100, querie
   };
   for (let q = 0; q < queries; q++) {
     const u = rand(users);
-    const ids = archive.find(`user${u}`, { limit: perUser - 50 }).items.map((i) => i.id);
+    const ids = (await archive.find(`user${u}`, { limit: perUser - 50 })).items.map((i) => i.id);
     const after = ids[rand(ids.length)]!;
     const session = host.openSession(sink, { username: `user${u}`, resource: "bench" });
     const iq = xml(
@@ -63,6 +63,7 @@ export function mamQueryBench(dir: string, users = 10_000, perUser = 100, querie
     );
     const s = process.hrtime.bigint();
     session.receive(iq);
+    await session.idle(); // the query is answered asynchronously
     times.push(Number(process.hrtime.bigint() - s) / 1e6);
     session.close();
   }
@@ -72,5 +73,5 @@ export function mamQueryBench(dir: string, users = 10_000, perUser = 100, querie
   console.log(
     `mam     query, page of 50 at a random position (RSM after), 1M-message SQLite archive: p50 ${pct(50)} ms, p99 ${pct(99)} ms  (${queries} queries, ${(results / queries).toFixed(1)} results each)`,
   );
-  server.stop();
+  await server.stop();
 }

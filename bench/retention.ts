@@ -22,11 +22,11 @@ export async function retentionCleanupBench(dir: string, users = 10_000, perUser
   const t0 = Date.now();
   const range = new Map<string, [number, number]>();
   for (let r0 = 0; r0 < perUser; r0 += 10) {
-    fill.transaction(() => {
+    await fill.transaction(async () => {
       for (let round = r0; round < Math.min(perUser, r0 + 10); round++) {
         for (let u = 0; u < users; u++) {
           const user = `user${u}`;
-          const { pos } = archive.append(user, {
+          const { pos } = await archive.append(user, {
             stanza: xml("message", { to: `${user}@localhost`, from: "peer@localhost/r", type: "chat" }, body),
             when: t0 - 86_400_000,
             with: "peer@localhost",
@@ -39,13 +39,13 @@ export async function retentionCleanupBench(dir: string, users = 10_000, perUser
   }
   // every message was acknowledged by the user's phone
   const tracking = fill.map("localhost", "mam_smart_retention");
-  fill.transaction(() => {
+  await fill.transaction(async () => {
     for (const [user, [lo, hi]] of range) {
-      tracking.set(user, "11111111-1111-4111-8111-111111111111", { delivered: [[lo, hi]], firstSeen: 0, lastSeen: Date.now() });
+      await tracking.set(user, "11111111-1111-4111-8111-111111111111", { delivered: [[lo, hi]], firstSeen: 0, lastSeen: Date.now() });
     }
   });
   fill.db.pragma("wal_checkpoint(TRUNCATE)");
-  fill.close();
+  await fill.close();
   copyFileSync(a, b);
   console.log(`retention  prepared ${(users * perUser).toLocaleString("en-US")} delivered messages for ${users.toLocaleString("en-US")} users in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -56,7 +56,7 @@ export async function retentionCleanupBench(dir: string, users = 10_000, perUser
   const tb = process.hrtime.bigint();
   for (const [user, [lo, hi]] of range) bareRows += del.run("localhost", user, "archive", lo, hi).changes;
   const bareMs = Number(process.hrtime.bigint() - tb) / 1e6;
-  bare.close();
+  await bare.close();
 
   // the module's scheduled cleanup on the other copy
   const server = createServer({
@@ -71,7 +71,7 @@ export async function retentionCleanupBench(dir: string, users = 10_000, perUser
   const report = (await server.host("localhost").events.fire("smart-retention-run", {})) as CleanupReport;
   const moduleMs = Number(process.hrtime.bigint() - tm) / 1e6;
   h.disable();
-  server.stop();
+  await server.stop();
   const bareRate = bareRows / (bareMs / 1000);
   const moduleRate = report.deleted / (moduleMs / 1000);
   console.log(
@@ -127,12 +127,12 @@ export async function ingestBench(n = 40_000, users = 20): Promise<void> {
     if (modules.includes("mam_smart_retention")) {
       const tracking = host.openStore("mam_smart_retention", "map");
       for (let u = 0; u < users; u++) {
-        for (const rec of Object.values(tracking.getAll(`user${u}`) ?? {})) {
+        for (const rec of Object.values((await tracking.getAll(`user${u}`)) ?? {})) {
           maxIntervals = Math.max(maxIntervals, (rec as { delivered: unknown[] }).delivered.length);
         }
       }
     }
-    server.stop();
+    await server.stop();
     return { rate: n / (ms / 1000), maxIntervals };
   };
   // warm up, then the best of 5 each, the two kinds alternating so that drift hits both alike

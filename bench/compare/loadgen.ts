@@ -226,7 +226,11 @@ async function main(): Promise<void> {
     watchReceiver(p);
     pairs.push(p);
   }
-  for (const p of pairs) p.sender.onData = (c) => void (c.buf = "");
+  for (const p of pairs) {
+    p.sender.onData = (c) => {
+      c.buf = "";
+    };
+  }
   const mam = await login(opts.mamUser, opts.mamPassword, "mam");
   await sleep(500);
   for (const p of pairs) p.receiver.buf = "";

@@ -32,35 +32,35 @@ async function creds(password: string, hash: ScramHash): Promise<ScramCredential
 describe.each(["sha1", "sha256"] as const)("SCRAM-%s server", (hash) => {
   it("accepts the right password and proves itself to the client", async () => {
     const c = await creds("pencil", hash);
-    const server = new ScramServer(hash, (u) => (u === "user" ? c : undefined));
+    const server = new ScramServer(hash, async (u) => (u === "user" ? c : undefined));
     const cl = client(hash, "user", "pencil");
-    const challenge = server.step(cl.first);
+    const challenge = await server.step(cl.first);
     expect(challenge.kind).toBe("challenge");
     const fin = cl.final((challenge as { data: string }).data);
-    const result = server.step(fin.message);
+    const result = await server.step(fin.message);
     expect(result).toEqual({ kind: "success", data: `v=${fin.verifier}`, username: "user" });
   });
 
   it("refuses a wrong password, a tampered proof and an unknown user alike", async () => {
     const c = await creds("pencil", hash);
     for (const [user, password, tamper] of [["user", "wrong", false], ["user", "pencil", true], ["nobody", "pencil", false]] as const) {
-      const server = new ScramServer(hash, (u) => (u === "user" ? c : undefined));
+      const server = new ScramServer(hash, async (u) => (u === "user" ? c : undefined));
       const cl = client(hash, user, password);
-      const ch = server.step(cl.first) as { kind: string; data: string };
+      const ch = (await server.step(cl.first)) as { kind: string; data: string };
       expect(ch.kind).toBe("challenge"); // an unknown user is not revealed at this step
-      expect(server.step(cl.final(ch.data, tamper).message)).toEqual({ kind: "failure", condition: "not-authorized" });
+      expect(await server.step(cl.final(ch.data, tamper).message)).toEqual({ kind: "failure", condition: "not-authorized" });
     }
   });
 
   it("refuses malformed messages, channel binding, authzids and nonce changes", async () => {
     const c = await creds("pencil", hash);
-    const mk = () => new ScramServer(hash, () => c);
-    expect(mk().step("garbage")).toMatchObject({ kind: "failure", condition: "malformed-request" });
-    expect(mk().step("p=tls-unique,,n=user,r=abc")).toMatchObject({ kind: "failure", condition: "malformed-request" });
-    expect(mk().step("n,a=admin,n=user,r=abc")).toMatchObject({ kind: "failure", condition: "invalid-authzid" });
-    expect(mk().step("n,,n=us=er,r=abc")).toMatchObject({ kind: "failure", condition: "malformed-request" });
+    const mk = () => new ScramServer(hash, async () => c);
+    expect(await mk().step("garbage")).toMatchObject({ kind: "failure", condition: "malformed-request" });
+    expect(await mk().step("p=tls-unique,,n=user,r=abc")).toMatchObject({ kind: "failure", condition: "malformed-request" });
+    expect(await mk().step("n,a=admin,n=user,r=abc")).toMatchObject({ kind: "failure", condition: "invalid-authzid" });
+    expect(await mk().step("n,,n=us=er,r=abc")).toMatchObject({ kind: "failure", condition: "malformed-request" });
     const s = mk();
-    s.step("n,,n=user,r=abc");
-    expect(s.step("c=biws,r=other,p=AAAA")).toMatchObject({ kind: "failure", condition: "malformed-request", text: "nonce mismatch" });
+    await s.step("n,,n=user,r=abc");
+    expect(await s.step("c=biws,r=other,p=AAAA")).toMatchObject({ kind: "failure", condition: "malformed-request", text: "nonce mismatch" });
   });
 });

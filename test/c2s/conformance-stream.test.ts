@@ -10,7 +10,7 @@ const boot = server.boot;
 
 const STARTTLS = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
 const streamError = (condition: string) => new RegExp(`<stream:error><${condition} xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>`);
-const archiveOf = (user: string) => server.run.server.host("localhost").openStore("archive", "archive").find(user).items;
+const archiveOf = async (user: string) => (await server.run.server.host("localhost").openStore("archive", "archive").find(user)).items;
 
 describe("STARTTLS (RFC 6120 §5.4.3.3: nothing from before TLS reaches the new stream)", () => {
   it("a newline sent with <starttls/> in one write does not spoil the encrypted stream (go-sendxmpp does this)", async () => {
@@ -69,8 +69,8 @@ describe("strict XML (RFC 6120 §11): what is not well-formed is never routed or
     bob.send("<iq type='get' id='after'><ping xmlns='urn:xmpp:ping'/></iq>");
     await bob.until(/id="after"/);
     expect(bob.buf).not.toContain("<message");
-    expect(archiveOf("alice")).toHaveLength(0);
-    expect(archiveOf("bob")).toHaveLength(0);
+    expect(await archiveOf("alice")).toHaveLength(0);
+    expect(await archiveOf("bob")).toHaveLength(0);
   });
 
   it("an HTTP request instead of a stream header gets a stream header and not-well-formed", async () => {
@@ -115,7 +115,7 @@ describe("stanzas before the stream is ready (RFC 6120 §4.9.3.12)", () => {
     bob.send("<iq type='get' id='after'><ping xmlns='urn:xmpp:ping'/></iq>");
     await bob.until(/id="after"/);
     expect(bob.buf).not.toContain("too early");
-    expect(archiveOf("bob")).toHaveLength(0);
+    expect(await archiveOf("bob")).toHaveLength(0);
   });
 });
 

@@ -56,7 +56,7 @@ async function scenario(firstIq: string, welcome = false): Promise<string[]> {
   c.socket.destroy(); // the connection breaks before m2 was handled
   await new Promise((r) => setTimeout(r, 100));
   await host.events.fire("smart-retention-run", {});
-  return host.openStore("archive", "archive").find("bob").items.map((i) => i.stanza.getChildText("body") ?? "");
+  return (await host.openStore("archive", "archive").find("bob")).items.map((i) => i.stanza.getChildText("body") ?? "");
 }
 
 it("an ack after an RFC 3921 <session/> iq never credits a message the client did not handle", async () => {

@@ -2,17 +2,24 @@
 // src/auth: SCRAM mechanisms for Prosody-made accounts, conflict on a replaced
 // resource, invalid UTF-8, the per-stanza size limit, the stream namespace,
 // and per-account throttling of SCRAM failures. Each failed before its fix.
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
+import { createHash, createHmac, pbkdf2Sync, randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Accounts } from "../../src/auth/accounts.js";
+import { Accounts, DEFAULT_ITERATIONS } from "../../src/auth/accounts.js";
+import { deriveKeys } from "../../src/auth/scram.js";
+import { SqliteDriver } from "../../src/storage/sqlite/driver.js";
 import { type Running, startServer } from "../e2e/helpers.js";
 import { b64, header, plainLogin, Raw } from "../c2s/raw.js";
 
 let run: Running | undefined;
+const dirs: string[] = [];
 afterEach(async () => {
   await run?.stop();
   run = undefined;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 async function boot(extra: Record<string, unknown> = {}) {
@@ -43,12 +50,25 @@ async function scramLogin(c: Raw, user: string, password: string, hash: "sha1" |
 
 describe("stream rules (RFC 6120, SCRAM)", () => {
   it("offers SCRAM-SHA-256 only once every account can answer it (Prosody 0.12 made accounts with SHA-1 keys only)", async () => {
-    const port = await boot();
+    // written before the server starts (it looks up whether every account has SHA-256 keys at load)
+    const dir = mkdtempSync(join(tmpdir(), "mamkit-prosody-accounts-"));
+    dirs.push(dir);
+    const database = join(dir, "db.sqlite");
+    const salt = randomUUID();
+    const keys = await deriveKeys("alice-password", salt, DEFAULT_ITERATIONS, "sha1");
+    const fixture = new SqliteDriver(database);
+    // exactly what Prosody's internal_hashed holds
+    await fixture.keyval("localhost", "accounts").set("alice", {
+      salt,
+      iteration_count: DEFAULT_ITERATIONS,
+      stored_key: keys.storedKey.toString("hex"),
+      server_key: keys.serverKey.toString("hex"),
+    });
+    await fixture.close();
+    const port = await boot({ storage: { driver: "sqlite", database } });
     const acc = new Accounts(run!.server.host("localhost"));
-    const a = acc.store.get("alice")!;
-    delete a.stored_key_sha256;
-    delete a.server_key_sha256;
-    acc.store.set("alice", a); // exactly what Prosody's internal_hashed holds
+    const a = (await acc.store.get("alice"))!;
+    expect(a.stored_key_sha256).toBeUndefined(); // startServer's accounts left the fixture as it was
     const c = new Raw(port);
     c.send(header());
     const f = await c.until(/<\/stream:features>/);

@@ -53,10 +53,16 @@ function boot(modules: string[]) {
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
 });
-afterEach(() => {
-  server.stop();
+afterEach(async () => {
+  const stopped = server.stop();
   vi.useRealTimers();
+  await stopped;
 });
+
+/** Lets the connection handle what it was given (stanzas are handled asynchronously); faked time does not move. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+}
 
 /** Lets real asynchronous work (the password hash) finish; time here is real, not faked. */
 async function settle(until: () => boolean): Promise<void> {
@@ -75,7 +81,10 @@ async function boundConnection(after = "") {
   conn.onData(header());
   conn.onData("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
   await settle(() => t.written.includes("</jid>"));
-  if (after) conn.onData(after);
+  if (after) {
+    conn.onData(after);
+    await flush();
+  }
   t.written = "";
   return { t, conn };
 }
@@ -90,6 +99,7 @@ describe("silent peers", () => {
     const id = /id="(keepalive-\d+)"/.exec(t.written)?.[1];
     expect(id).toBeDefined();
     conn.onData(`<iq type='result' id='${id}' to='localhost'/>`); // Date.now() has not moved
+    await flush();
     t.written = "";
     seconds(READ_TIMEOUT_S);
     expect(t.written).not.toContain("connection-timeout");

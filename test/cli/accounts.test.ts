@@ -32,43 +32,43 @@ function mamkit(args: string[], input?: string) {
 }
 
 describe("account commands", () => {
-  it("adduser stores Prosody's hashed credentials, never the password, and refuses duplicates", () => {
+  it("adduser stores Prosody's hashed credentials, never the password, and refuses duplicates", async () => {
     const r = mamkit(["adduser", "Alice@localhost"], "correct horse\n");
     expect([r.code, r.out.trim()]).toEqual([0, "created alice@localhost"]);
     const d = new SqliteDriver(db);
-    const a = d.keyval("localhost", "accounts").get("alice")!;
-    d.close();
+    const a = (await d.keyval("localhost", "accounts").get("alice"))!;
+    await d.close();
     expect(Object.keys(a).sort()).toEqual(["iteration_count", "salt", "server_key", "server_key_sha256", "stored_key", "stored_key_sha256"]);
     expect(a.iteration_count).toBe(10000);
     expect(JSON.stringify(a)).not.toContain("correct horse");
     expect(mamkit(["adduser", "alice@localhost"], "x\n").code).toBe(1);
   });
 
-  it("passwd changes the keys; refuses unknown accounts, bad JIDs, other hosts and empty passwords", () => {
+  it("passwd changes the keys; refuses unknown accounts, bad JIDs, other hosts and empty passwords", async () => {
     const before = new SqliteDriver(db);
-    const k1 = before.keyval("localhost", "accounts").get("alice")!.stored_key;
-    before.close();
+    const k1 = (await before.keyval("localhost", "accounts").get("alice"))!.stored_key;
+    await before.close();
     expect(mamkit(["passwd", "alice@localhost"], "battery staple\n").code).toBe(0);
     const after = new SqliteDriver(db);
-    expect(after.keyval("localhost", "accounts").get("alice")!.stored_key).not.toBe(k1);
-    after.close();
+    expect((await after.keyval("localhost", "accounts").get("alice"))!.stored_key).not.toBe(k1);
+    await after.close();
     expect(mamkit(["passwd", "nobody@localhost"], "x\n")).toMatchObject({ code: 1, err: "mamkit passwd: no account nobody@localhost\n" });
     expect(mamkit(["adduser", "bad@@jid"], "x\n").code).toBe(2);
     expect(mamkit(["adduser", "bob@elsewhere.example"], "x\n").err).toContain("elsewhere.example is not a host");
     expect(mamkit(["adduser", "bob@localhost"], "\n").err).toContain("empty password refused");
   });
 
-  it("deluser removes the account, its archive and its other data", () => {
+  it("deluser removes the account, its archive and its other data", async () => {
     const d = new SqliteDriver(db);
-    d.archive("localhost", "archive").append("alice", { stanza: xml("message", {}, xml("body", {}, "x")), when: Date.now(), with: "bob@localhost" });
-    d.keyval("localhost", "archive_prefs").set("alice", { "bob@localhost": true });
-    d.close();
+    await d.archive("localhost", "archive").append("alice", { stanza: xml("message", {}, xml("body", {}, "x")), when: Date.now(), with: "bob@localhost" });
+    await d.keyval("localhost", "archive_prefs").set("alice", { "bob@localhost": true });
+    await d.close();
     expect(mamkit(["deluser", "alice@localhost"]).code).toBe(0);
     const e = new SqliteDriver(db);
-    expect(e.keyval("localhost", "accounts").get("alice")).toBeUndefined();
-    expect(e.keyval("localhost", "archive_prefs").get("alice")).toBeUndefined();
-    expect(e.archive("localhost", "archive").summary("alice").count).toBe(0);
-    e.close();
+    expect(await e.keyval("localhost", "accounts").get("alice")).toBeUndefined();
+    expect(await e.keyval("localhost", "archive_prefs").get("alice")).toBeUndefined();
+    expect((await e.archive("localhost", "archive").summary("alice")).count).toBe(0);
+    await e.close();
     expect(mamkit(["deluser", "alice@localhost"]).code).toBe(1);
   });
 });

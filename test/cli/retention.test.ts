@@ -27,29 +27,29 @@ function mamkit(...args: string[]) {
 }
 
 describe("mamkit retention", () => {
-  it("shows what would go and why, then deletes it", () => {
+  it("shows what would go and why, then deletes it", async () => {
     const d = new SqliteDriver(db);
     const a = d.archive("localhost", "archive");
-    const acked = a.append("bob", { stanza: xml("message", {}, xml("body", {}, "seen")), when: Date.now() - 60_000, with: "carol@localhost" });
-    a.append("bob", { stanza: xml("message", {}, xml("body", {}, "unseen")), when: Date.now() - 60_000, with: "carol@localhost" });
-    d.map("localhost", "mam_smart_retention").set("bob", PHONE, { delivered: [[acked.pos, acked.pos]], firstSeen: 0, lastSeen: Date.now() });
-    d.close();
+    const acked = await a.append("bob", { stanza: xml("message", {}, xml("body", {}, "seen")), when: Date.now() - 60_000, with: "carol@localhost" });
+    await a.append("bob", { stanza: xml("message", {}, xml("body", {}, "unseen")), when: Date.now() - 60_000, with: "carol@localhost" });
+    await d.map("localhost", "mam_smart_retention").set("bob", PHONE, { delivered: [[acked.pos, acked.pos]], firstSeen: 0, lastSeen: Date.now() });
+    await d.close();
 
     const dry = mamkit("retention", "--dry-run");
     expect(dry.code).toBe(0);
     expect(dry.out).toContain("bob@localhost: would delete 1 message(s) (strategy one)");
     expect(dry.out).toContain(`client ${PHONE}: acknowledged positions ${acked.pos}; first seen at position 0`);
     const check = new SqliteDriver(db);
-    expect(check.archive("localhost", "archive").summary("bob").count).toBe(2);
-    check.close();
+    expect((await check.archive("localhost", "archive").summary("bob")).count).toBe(2);
+    await check.close();
 
     expect(mamkit("retention", "--dry-run", "--user", "nobody@localhost").out).toContain("would delete 0 message(s)");
     const run = mamkit("retention", "run");
     expect(run.code).toBe(0);
     expect(run.out).toContain("bob@localhost: deleted 1 message(s)");
     const after = new SqliteDriver(db);
-    expect(after.archive("localhost", "archive").find("bob").items.map((i) => i.stanza.getChildText("body"))).toEqual(["unseen"]);
-    after.close();
+    expect((await after.archive("localhost", "archive").find("bob")).items.map((i) => i.stanza.getChildText("body"))).toEqual(["unseen"]);
+    await after.close();
   });
 
   it("refuses other uses", () => {

@@ -87,13 +87,13 @@ describe("loadConfigFile", () => {
     expect(() => loadConfigFile(bad)).toThrow(`config: ${bad} is not valid JSON`);
   });
 
-  it("the shipped config.example.json is valid and starts a server", () => {
+  it("the shipped config.example.json is valid and starts a server", async () => {
     const c = loadConfigFile(new URL("../../config.example.json", import.meta.url).pathname);
     const { logger, lines } = captureLog();
     const server = createServer({ config: { ...c.global, storage: "memory" }, logger });
     expect([...server.host("localhost").modules.keys()]).toEqual(["auth_internal_hashed", "saslauth", "sasl2", "bind2", "roster", "presence", "disco", "ping", "smacks", "carbons", "mam", "mam_smart_retention"]);
     expect(lines.filter((l) => l.level >= 40)).toEqual([]); // no unknown keys, no warnings
-    server.stop();
+    await server.stop();
   });
 
   it("refuses a config without hosts", () => {

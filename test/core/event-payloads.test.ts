@@ -31,8 +31,8 @@ it("types the payloads of the core's events, the features' (by declaration mergi
   });
   const t = createTestServer({ config: { modules_enabled: ["mam"], archive_expires_after: "never" }, modules: [watcher] });
   const a = t.connect("alice@localhost/a");
-  a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
+  await a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
   t.host().events.fire("my-own-event", { n: 7 });
   expect(seen).toEqual(["bind alice@localhost/a", "archived alice outgoing", "archived bob incoming", "own 7"]);
-  t.stop();
+  await t.stop();
 });

@@ -9,8 +9,8 @@ import { xml } from "../../src/xmpp/stanza.js";
 import { captureLog } from "../helpers/log.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
   vi.useRealTimers();
 });
@@ -28,7 +28,7 @@ function recorder(name: string, log: string[], extra: Partial<{ deps: string[]; 
 }
 
 describe("module loader", () => {
-  it("loads global modules_enabled plus a host's, minus modules_disabled (Prosody's rule)", () => {
+  it("loads global modules_enabled plus a host's, minus modules_disabled (Prosody's rule)", async () => {
     const log: string[] = [];
     const mods = ["a", "b", "c", "d"].map((n) => recorder(n, log));
     const server2 = createServer({
@@ -44,7 +44,7 @@ describe("module loader", () => {
     });
     expect([...server2.host("one.example").modules.keys()]).toEqual(["a", "c", "d"]);
     expect([...server2.host("two.example").modules.keys()]).toEqual(["auth_internal_hashed", "c", "d"]);
-    server2.stop();
+    await server2.stop();
   });
 
   it("refuses an unknown module name at start-up, listing the known ones", () => {
@@ -140,7 +140,11 @@ describe("module loader", () => {
 
   it("unloads the modules that depend on a module being unloaded", () => {
     const unloaded: string[] = [];
-    const base = defineModule("base", (m) => m.onUnload(() => unloaded.push("base")));
+    const base = defineModule("base", (m) =>
+      m.onUnload(() => {
+        unloaded.push("base");
+      }),
+    );
     const user = defineModule("user", (m) => {
       m.dependsOn("base");
       return () => unloaded.push("user");
@@ -239,18 +243,18 @@ describe("module options", () => {
 });
 
 describe("module API", () => {
-  it("opens keyval, map and archive stores scoped to the host", () => {
+  it("opens keyval, map and archive stores scoped to the host", async () => {
     let api!: ModuleApi;
     const mod = defineModule("stores", (m) => {
       api = m;
     });
     const storage = new MemoryDriver();
     t = createTestServer({ config: { hosts: { "a.example": {}, "b.example": {} } }, modules: [mod], storage });
-    api.openStore("notes", "keyval").set("u", { x: 1 });
-    api.openStore("notes", "map").set("u", "y", 2);
-    api.openStore("archive", "archive").append("u", { stanza: xml("message"), when: 0, with: "v@x" });
-    expect(storage.keyval(api.host, "notes").get("u")).toEqual({ x: 1, y: 2 });
-    expect(storage.archive(api.host, "archive").summary("u").count).toBe(1);
+    await api.openStore("notes", "keyval").set("u", { x: 1 });
+    await api.openStore("notes", "map").set("u", "y", 2);
+    await api.openStore("archive", "archive").append("u", { stanza: xml("message"), when: 0, with: "v@x" });
+    expect(await storage.keyval(api.host, "notes").get("u")).toEqual({ x: 1, y: 2 });
+    expect((await storage.archive(api.host, "archive").summary("u")).count).toBe(1);
     expect(() => api.openStore("x", "bogus" as never)).toThrow(/unknown store kind/);
   });
 
@@ -319,18 +323,19 @@ describe("module API", () => {
     expect(t.logs.find((l) => l.msg === "hello")).toMatchObject({ mod: "talker", host: "localhost", n: 1 });
   });
 
-  it("sends stanzas from the server", () => {
+  it("sends stanzas from the server", async () => {
     let api!: ModuleApi;
     t = createTestServer({ modules: [defineModule("sender", (m) => {
       api = m;
     })] });
     const bob = t.connect("bob@localhost/pc");
+    await t.settle();
     api.send(xml("message", { to: "bob@localhost/pc", type: "headline" }, xml("body", {}, "notice")));
     const got = bob.take();
     expect(got.map(String)).toEqual(['<message to="bob@localhost/pc" type="headline" from="localhost"><body>notice</body></message>']);
   });
 
-  it("adds per-session filters in both directions; null drops, a returned stanza replaces", () => {
+  it("adds per-session filters in both directions; null drops, a returned stanza replaces", async () => {
     const mod = defineModule("filters", (m) => {
       m.hook("resource-bind", ({ session }: { session: import("../../src/core/session.js").Session }) => {
         m.addFilter(session, "stanzas/in", (s) => (s.getChild("body")?.getText() === "drop me" ? null : s));
@@ -343,9 +348,10 @@ describe("module API", () => {
     t = createTestServer({ modules: [mod] });
     const a = t.connect("a@localhost/1");
     const b = t.connect("b@localhost/1");
-    a.send(xml("message", { to: "b@localhost", type: "chat" }, xml("body", {}, "drop me")));
+    await t.settle();
+    await a.send(xml("message", { to: "b@localhost", type: "chat" }, xml("body", {}, "drop me")));
     expect(b.take()).toEqual([]);
-    a.send(xml("message", { to: "b@localhost", type: "chat" }, xml("body", {}, "keep")));
+    await a.send(xml("message", { to: "b@localhost", type: "chat" }, xml("body", {}, "keep")));
     expect(b.take().map((s) => s.getChildText("body"))).toEqual(["rewritten"]);
   });
 });

@@ -29,14 +29,14 @@ function start(config: Record<string, unknown>) {
   return createServer({ config: { storage: "memory", ...config }, modules: [probe], logger: captureLog().logger, timers: false });
 }
 
-it("gives declared defaults, global values and host values, typed and checked", () => {
+it("gives declared defaults, global values and host values, typed and checked", async () => {
   seen.length = 0;
   const s = start({ probe_count: 5, hosts: { "a.example": {}, "b.example": { probe_count: 7, probe_every: "1h", probe_label: "b" } } });
   expect(seen).toEqual([
     { host: "a.example", n: 5, every: 120, label: undefined, when: "0 0 4 * * *", other: true },
     { host: "b.example", n: 7, every: 3600, label: "b", when: "0 0 4 * * *", other: true },
   ]);
-  s.stop();
+  await s.stop();
 });
 
 it("refuses a bad value or a bad cron expression at start-up, naming the option path and the module", () => {

@@ -7,8 +7,8 @@ import type { StanzaEvent } from "../../src/core/delivery.js";
 import { StanzaError, xml } from "../../src/xmpp/stanza.js";
 
 let t: TestServer | undefined;
-afterEach(() => {
-  t?.stop();
+afterEach(async () => {
+  await t?.stop();
   t = undefined;
 });
 
@@ -32,10 +32,11 @@ function recorder(seen: string[]) {
 }
 
 describe("router: event names", () => {
-  function setup() {
+  async function setup() {
     const seen: string[] = [];
     t = createTestServer({ config: { hosts: { "a.example": {}, "b.example": {} } }, modules: [recorder(seen)] });
     const alice = t.connect("alice@a.example/phone");
+    await t.settle(); // the initial presence's events
     seen.length = 0;
     return { seen, alice };
   }
@@ -58,48 +59,48 @@ describe("router: event names", () => {
     ["iq result to a host", xml("iq", { type: "result", id: "r1", to: "b.example" }), ["a.example pre-iq/host", "b.example iq/host", "b.example iq-result/host/r1"]],
     ["iq error to a bare JID", xml("iq", { type: "error", id: "r2", to: "bob@a.example" }),
       ["a.example pre-iq/bare", "a.example iq/bare", "a.example iq-error/bare/r2"]],
-  ])("%s", (_what, stanza, expected) => {
-    const { seen, alice } = setup();
-    alice.send(stanza);
+  ])("%s", async (_what, stanza, expected) => {
+    const { seen, alice } = await setup();
+    await alice.send(stanza);
     expect(seen).toEqual(expected);
   });
 
-  it("fires stanza/<ns>:<name> for top-level elements that are not stanzas", () => {
+  it("fires stanza/<ns>:<name> for top-level elements that are not stanzas", async () => {
     let got: StanzaEvent | undefined;
     t = createTestServer({ modules: [defineModule("sm", (m) => m.hook("stanza/urn:xmpp:sm:3:r", (d: StanzaEvent) => {
       got = d;
       return true;
     }))] });
     const a = t.connect("a@localhost/1");
-    a.send(xml("r", { xmlns: "urn:xmpp:sm:3" }));
+    await a.send(xml("r", { xmlns: "urn:xmpp:sm:3" }));
     expect(got?.origin).toBe(a.session);
-    expect(t.server.router.fromSession(a.session, xml("x", { xmlns: "urn:unknown" }))).toBe(false);
+    expect(await t.server.router.fromSession(a.session, xml("x", { xmlns: "urn:unknown" }))).toBe(false);
   });
 });
 
 describe("router: from, to and stanza checks", () => {
-  it("always stamps the sender's full JID as from; a forged from never survives", () => {
+  it("always stamps the sender's full JID as from; a forged from never survives", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     const b = t.connect("bob@localhost/pc");
-    a.send(xml("message", { to: "bob@localhost/pc", from: "admin@localhost/x" }, xml("body", {}, "hi")));
-    a.send(xml("message", { to: "bob@localhost/pc", from: "" }, xml("body", {}, "hi")));
+    await a.send(xml("message", { to: "bob@localhost/pc", from: "admin@localhost/x" }, xml("body", {}, "hi")));
+    await a.send(xml("message", { to: "bob@localhost/pc", from: "" }, xml("body", {}, "hi")));
     expect(b.take().map((s) => s.attrs.from)).toEqual(["alice@localhost/phone", "alice@localhost/phone"]);
   });
 
-  it("normalises the to address", () => {
+  it("normalises the to address", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     const b = t.connect("bob@localhost/pc");
-    a.send(xml("message", { to: "BOB@LocalHost/pc" }, xml("body", {}, "hi")));
+    await a.send(xml("message", { to: "BOB@LocalHost/pc" }, xml("body", {}, "hi")));
     expect(b.take()[0]!.attrs.to).toBe("bob@localhost/pc");
   });
 
-  it("answers a malformed to with jid-malformed (modify), and never answers an error", () => {
+  it("answers a malformed to with jid-malformed (modify), and never answers an error", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
-    a.send(xml("message", { to: "bad@@localhost", id: "m1", type: "chat" }, xml("body", {}, "x")));
-    a.send(xml("message", { to: "bad@@localhost", id: "m2", type: "error" }));
+    await a.send(xml("message", { to: "bad@@localhost", id: "m1", type: "chat" }, xml("body", {}, "x")));
+    await a.send(xml("message", { to: "bad@@localhost", id: "m2", type: "error" }));
     const got = a.take();
     expect(got).toHaveLength(1);
     const err = got[0]!;
@@ -117,7 +118,7 @@ describe("router: from, to and stanza checks", () => {
   ])("answers an iq with %s with bad-request", async (_what, iq, text) => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
-    a.send(iq);
+    await a.send(iq);
     const [r] = a.take();
     expect(r!.attrs.type).toBe("error");
     expect(r!.getChild("error")!.getChild("bad-request")).toBeDefined();
@@ -137,11 +138,11 @@ describe("router: Prosody's defaults", () => {
     }
   });
 
-  it("drops unhandled iq results and errors", () => {
+  it("drops unhandled iq results and errors", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
-    a.send(xml("iq", { type: "result", id: "x", to: "localhost" }));
-    a.send(xml("iq", { type: "error", id: "y" }));
+    await a.send(xml("iq", { type: "result", id: "x", to: "localhost" }));
+    await a.send(xml("iq", { type: "error", id: "y" }));
     expect(a.take()).toEqual([]);
   });
 
@@ -151,7 +152,7 @@ describe("router: Prosody's defaults", () => {
     const b = t.connect("bob@localhost/pc");
     const r = await a.request(xml("iq", { type: "get", to: "bob@localhost/gone" }, xml("q", { xmlns: NS })));
     expect(r.getChild("error")!.getChild("service-unavailable")).toBeDefined();
-    a.send(xml("iq", { type: "get", id: "fwd", to: "bob@localhost/pc" }, xml("q", { xmlns: NS })));
+    await a.send(xml("iq", { type: "get", id: "fwd", to: "bob@localhost/pc" }, xml("q", { xmlns: NS })));
     expect(b.take().map((s) => s.attrs.id)).toEqual(["fwd"]);
   });
 
@@ -214,58 +215,63 @@ describe("router: Prosody's defaults", () => {
 });
 
 describe("router: message delivery (RFC 6121 §8.5)", () => {
-  it("delivers chat to a bare JID to the highest non-negative priority resources", () => {
+  it("delivers chat to a bare JID to the highest non-negative priority resources", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     const low = t.connect("bob@localhost/low", { presence: 1 });
     const high1 = t.connect("bob@localhost/high1", { presence: 5 });
     const high2 = t.connect("bob@localhost/high2", { presence: 5 });
     const neg = t.connect("bob@localhost/neg", { presence: -1 });
-    a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
+    await t.settle();
+    await a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
     expect([low, high1, high2, neg].map((c) => c.take().length)).toEqual([0, 1, 1, 0]);
   });
 
-  it("delivers headlines to every non-negative resource", () => {
+  it("delivers headlines to every non-negative resource", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     const b1 = t.connect("bob@localhost/1", { presence: 1 });
     const b2 = t.connect("bob@localhost/2", { presence: 0 });
     const b3 = t.connect("bob@localhost/3", { presence: -5 });
-    a.send(xml("message", { to: "bob@localhost", type: "headline" }, xml("body", {}, "news")));
+    await t.settle();
+    await a.send(xml("message", { to: "bob@localhost", type: "headline" }, xml("body", {}, "news")));
     expect([b1, b2, b3].map((c) => c.take().length)).toEqual([1, 1, 0]);
   });
 
-  it("gives each recipient its own copy", () => {
+  it("gives each recipient its own copy", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     const b1 = t.connect("bob@localhost/1");
     const b2 = t.connect("bob@localhost/2");
-    a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
+    await t.settle();
+    await a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "hi")));
     const [m1] = b1.take();
     const [m2] = b2.take();
     expect(m1).not.toBe(m2);
     expect(m1!.toString()).toBe(m2!.toString());
   });
 
-  it("treats a message to an offline full JID as to the bare JID", () => {
+  it("treats a message to an offline full JID as to the bare JID", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     const b = t.connect("bob@localhost/pc");
-    a.send(xml("message", { to: "bob@localhost/gone", type: "chat" }, xml("body", {}, "hi")));
+    await t.settle();
+    await a.send(xml("message", { to: "bob@localhost/gone", type: "chat" }, xml("body", {}, "hi")));
     expect(b.take()).toHaveLength(1);
   });
 
-  it("bounces chat with service-unavailable when nobody is online and no module keeps it", () => {
+  it("bounces chat with service-unavailable when nobody is online and no module keeps it", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     t.connect("bob@localhost/away", { presence: false });
-    a.send(xml("message", { to: "bob@localhost", type: "chat", id: "m1" }, xml("body", {}, "hi")));
+    await t.settle();
+    await a.send(xml("message", { to: "bob@localhost", type: "chat", id: "m1" }, xml("body", {}, "hi")));
     const [r] = a.take();
     expect(r!.attrs).toMatchObject({ type: "error", id: "m1", from: "bob@localhost" });
     expect(r!.getChild("error")!.getChild("service-unavailable")).toBeDefined();
   });
 
-  it("lets a module take offline messages through message/offline/handle", () => {
+  it("lets a module take offline messages through message/offline/handle", async () => {
     const kept: string[] = [];
     t = createTestServer({
       modules: [defineModule("offline", (m) => m.hook("message/offline/handle", (d: StanzaEvent) => {
@@ -274,18 +280,20 @@ describe("router: message delivery (RFC 6121 §8.5)", () => {
       }))],
     });
     const a = t.connect("alice@localhost/phone");
-    a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "later")));
+    await t.settle();
+    await a.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "later")));
     expect(kept).toEqual(["later"]);
     expect(a.take()).toEqual([]);
   });
 
-  it("stops tracking presence when the session goes unavailable", () => {
+  it("stops tracking presence when the session goes unavailable", async () => {
     t = createTestServer();
     const a = t.connect("alice@localhost/phone");
     const b = t.connect("bob@localhost/pc");
-    b.send(xml("presence", { type: "unavailable" }));
+    await t.settle();
+    await b.send(xml("presence", { type: "unavailable" }));
     expect(b.session.available).toBe(false);
-    a.send(xml("message", { to: "bob@localhost", type: "normal" }, xml("body", {}, "x")));
+    await a.send(xml("message", { to: "bob@localhost", type: "normal" }, xml("body", {}, "x")));
     expect(b.take()).toEqual([]);
   });
 });

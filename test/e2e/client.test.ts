@@ -216,7 +216,7 @@ describe("the database Prosody 0.12.3 wrote, served to @xmpp/client", () => {
       await wrong.stop().catch(() => {});
     } finally {
       await l.close();
-      server.stop();
+      await server.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

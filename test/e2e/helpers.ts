@@ -50,7 +50,7 @@ export async function startServer(extra: Record<string, unknown> = {}): Promise<
     ws: `ws://127.0.0.1:${listening.websocket[0]!.port}/xmpp-websocket`,
     async stop() {
       await listening.close();
-      server.stop();
+      await server.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -20,8 +20,8 @@ function fromCarol(r: Running, body: string) {
   const host = r.server.host("localhost");
   host.server.routeFromHost(host, xml("message", { from: "carol@localhost", to: "bob@localhost", type: "chat" }, xml("body", {}, body)));
 }
-const archived = (r: Running) =>
-  r.server.host("localhost").openStore("archive", "archive").find("bob").items.map((i) => i.stanza.getChildText("body"));
+const archived = async (r: Running) =>
+  (await r.server.host("localhost").openStore("archive", "archive").find("bob")).items.map((i) => i.stanza.getChildText("body"));
 const cleanup = async (r: Running) => (await r.server.host("localhost").events.fire("smart-retention-run", {})) as CleanupReport;
 
 async function catchUp(c: ReturnType<typeof newClient>): Promise<string[]> {
@@ -47,11 +47,11 @@ describe("smart retention with @xmpp/client", () => {
     const r = run;
     let report: CleanupReport | undefined;
     const start = Date.now();
-    while (archived(r).length > 0 && Date.now() - start < 5000) {
+    while ((await archived(r)).length > 0 && Date.now() - start < 5000) {
       await new Promise((res) => setTimeout(res, 100));
       report = await cleanup(r);
     }
-    expect(archived(r)).toEqual([]);
+    expect(await archived(r)).toEqual([]);
     expect(report?.deleted).toBe(3);
     await bob.stop();
   });
@@ -76,14 +76,14 @@ describe("smart retention with @xmpp/client", () => {
     await waitFor(() => phoneGot.length === 1);
     await new Promise((res) => setTimeout(res, 500)); // the phone's ack
     await cleanup(run);
-    expect(archived(run)).toEqual(["hello"]); // the laptop has not got it
+    expect(await archived(run)).toEqual(["hello"]); // the laptop has not got it
     expect(await catchUp(laptop)).toEqual(["hello"]);
     const start = Date.now();
-    while (archived(run).length > 0 && Date.now() - start < 5000) {
+    while ((await archived(run)).length > 0 && Date.now() - start < 5000) {
       await new Promise((res) => setTimeout(res, 100));
       await cleanup(run);
     }
-    expect(archived(run)).toEqual([]);
+    expect(await archived(run)).toEqual([]);
     await phone.stop();
     await laptop.stop();
   });

@@ -248,7 +248,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     if (prosody) await stopProcess(prosody);
     if (mamkit) {
       await mamkit.listening.close();
-      mamkit.server.stop();
+      await mamkit.server.stop();
     }
     if (!process.env.MAMKIT_KEEP_INTEROP) rmSync(p.dir, { recursive: true, force: true });
   });
@@ -352,7 +352,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     mamkitEra = now.items.slice(8);
     await logoutAll();
     await mamkit.listening.close();
-    mamkit.server.stop();
+    await mamkit.server.stop();
     mamkit = undefined;
   }, 60_000);
 

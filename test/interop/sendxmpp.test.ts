@@ -56,7 +56,7 @@ describe.skipIf(!existsSync(SENDXMPP))("interop with go-sendxmpp (Go)", () => {
     await waitFor(() => heard.includes(text) || undefined, 10_000);
     const archive = host.openStore("archive", "archive");
     for (const user of ["alice", "bob"]) {
-      const bodies = archive.find(user).items.map((i) => i.stanza.getChildText("body"));
+      const bodies = (await archive.find(user)).items.map((i) => i.stanza.getChildText("body"));
       expect(bodies).toEqual([text]);
     }
   }, 40_000);
@@ -67,7 +67,7 @@ describe.skipIf(!existsSync(SENDXMPP))("interop with go-sendxmpp (Go)", () => {
     expect(out.code).not.toBe(0);
     expect(out.output).toMatch(/not-authorized|auth/i);
     expect(Date.now() - t0).toBeLessThan(10_000);
-    const bodies = run.server.host("localhost").openStore("archive", "archive").find("alice").items.map((i) => i.stanza.getChildText("body"));
+    const bodies = (await run.server.host("localhost").openStore("archive", "archive").find("alice")).items.map((i) => i.stanza.getChildText("body"));
     expect(bodies).not.toContain("never sent");
   }, 30_000);
 });

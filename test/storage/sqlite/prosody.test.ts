@@ -41,9 +41,9 @@ function schemaOf(path: string): string[] {
 }
 
 describe("SQLite driver and Prosody's schema", () => {
-  it("creates exactly Prosody's tables and indexes in a new database", () => {
+  it("creates exactly Prosody's tables and indexes in a new database", async () => {
     const dir = tmp();
-    new SqliteDriver(join(dir, "new.sqlite")).close();
+    await new SqliteDriver(join(dir, "new.sqlite")).close();
     const prosody = new Database(join(dir, "prosody.sqlite"));
     prosody.exec(DDL);
     prosody.close();
@@ -51,13 +51,13 @@ describe("SQLite driver and Prosody's schema", () => {
     expect(schemaOf(join(dir, "new.sqlite"))).toEqual(schemaOf(FIXTURE));
   });
 
-  it("uses WAL", () => {
+  it("uses WAL", async () => {
     const d = new SqliteDriver(join(tmp(), "wal.sqlite"));
     expect(d.db.pragma("journal_mode", { simple: true })).toBe("wal");
-    d.close();
+    await d.close();
   });
 
-  it("reads Prosody-shaped rows written by hand", () => {
+  it("reads Prosody-shaped rows written by hand", async () => {
     const path = join(tmp(), "hand.sqlite");
     const db = new Database(path);
     db.exec(DDL);
@@ -78,48 +78,48 @@ describe("SQLite driver and Prosody's schema", () => {
     db.close();
 
     const d = new SqliteDriver(path);
-    expect(d.keyval("example.org", "accounts").get("alice")).toEqual({ salt: "abc-123", iteration_count: 4096 });
-    const prefs = d.keyval("example.org", "archive_prefs").get("alice")!;
+    expect(await d.keyval("example.org", "accounts").get("alice")).toEqual({ salt: "abc-123", iteration_count: 4096 });
+    const prefs = (await d.keyval("example.org", "archive_prefs").get("alice"))!;
     expect(prefs["bob@example.org"]).toBe(true);
     expect(prefs[NON_STRING_KEYS]!.get(false)).toBe("roster");
-    expect(d.map("example.org", "archive_prefs").get("alice", "bob@example.org")).toBe(true);
-    expect(d.map("example.org", "cron").get(undefined, "last_run")).toBe(1700000000.5);
+    expect(await d.map("example.org", "archive_prefs").get("alice", "bob@example.org")).toBe(true);
+    expect(await d.map("example.org", "cron").get(undefined, "last_run")).toBe(1700000000.5);
     const a = d.archive("example.org", "archive");
-    const page = a.find("alice", { total: true });
+    const page = await a.find("alice", { total: true });
     expect(page.total).toBe(2);
     expect(page.items.map((i) => [i.id, i.pos, i.when, i.with])).toEqual([
       ["id-1", 1, 1700000000000, "bob@example.org"],
       ["id-2", 2, 1700000060000, "carol@example.org"],
     ]);
     expect(page.items[0]!.stanza.getChildText("body")).toBe("one '1'");
-    expect(a.find("alice", { after: "id-1" }).items.map((i) => i.id)).toEqual(["id-2"]);
-    expect(a.find("alice", { with: "carol@example.org" }).items).toHaveLength(1);
-    d.close();
+    expect((await a.find("alice", { after: "id-1" })).items.map((i) => i.id)).toEqual(["id-2"]);
+    expect((await a.find("alice", { with: "carol@example.org" })).items).toHaveLength(1);
+    await d.close();
   });
 
-  it("writes rows of the same shape as Prosody's", () => {
+  it("writes rows of the same shape as Prosody's", async () => {
     const path = join(tmp(), "shape.sqlite");
     const d = new SqliteDriver(path);
-    d.keyval("shakespeare.example", "accounts").set("romeo", {
+    await d.keyval("shakespeare.example", "accounts").set("romeo", {
       salt: "c61b2a2f",
       iteration_count: 10000,
     });
-    d.keyval("shakespeare.example", "archive_prefs").set("juliet", {
+    await d.keyval("shakespeare.example", "archive_prefs").set("juliet", {
       "mercutio@shakespeare.example": false,
       [NON_STRING_KEYS]: new Map([[false, true]]),
     });
-    d.map("shakespeare.example", "roster").set("romeo", "juliet@shakespeare.example", {
+    await d.map("shakespeare.example", "roster").set("romeo", "juliet@shakespeare.example", {
       groups: {},
       name: "Juliet",
       subscription: "none",
     });
-    const { id } = d.archive("shakespeare.example", "archive").append("romeo", {
+    const { id } = await d.archive("shakespeare.example", "archive").append("romeo", {
       stanza: xml("message", { type: "chat", id: "x1", from: "romeo@shakespeare.example/r", to: "juliet@shakespeare.example" },
         xml("body", {}, `O 'Romeo' & "Juliet" <3`)),
       when: 1795505090_123,
       with: "juliet@shakespeare.example",
     });
-    d.close();
+    await d.close();
 
     const db = new Database(path, { readonly: true });
     const rows = db.prepare('SELECT "host","user","store","key","type","value" FROM "prosody" ORDER BY "store","key"').all();
@@ -157,52 +157,52 @@ describe("SQLite driver and Prosody's schema", () => {
       return { d: new SqliteDriver(path), path };
     }
 
-    it("reads its accounts, prefs and roster", () => {
+    it("reads its accounts, prefs and roster", async () => {
       const { d } = open();
-      const romeo = d.keyval("shakespeare.example", "accounts").get("romeo")!;
+      const romeo = (await d.keyval("shakespeare.example", "accounts").get("romeo"))!;
       expect(romeo).toEqual({
         salt: "c61b2a2f-192a-4deb-870b-ab1bd3544401",
         iteration_count: 10000,
         stored_key: "b8116d5d1ac0834841e94e846ae7939e94e0026a",
         server_key: "b8e144d94651c48790f5c797fbbf7fbb3e732068",
       });
-      expect(d.keyval("shakespeare.example", "accounts").users().sort()).toEqual(["juliet", "mercutio", "romeo"]);
-      const prefs = d.keyval("shakespeare.example", "archive_prefs").get("juliet")!;
+      expect((await d.keyval("shakespeare.example", "accounts").users()).sort()).toEqual(["juliet", "mercutio", "romeo"]);
+      const prefs = (await d.keyval("shakespeare.example", "archive_prefs").get("juliet"))!;
       expect(prefs["mercutio@shakespeare.example"]).toBe(false);
       expect(prefs[NON_STRING_KEYS]!.get(false)).toBe(true);
-      const roster = d.keyval("shakespeare.example", "roster").get("romeo")!;
+      const roster = (await d.keyval("shakespeare.example", "roster").get("romeo"))!;
       expect(roster["juliet@shakespeare.example"]).toEqual({ groups: {}, name: "Juliet", subscription: "none" });
       expect(roster[NON_STRING_KEYS]!.get(false)).toEqual({ pending: {}, version: 1 });
-      d.close();
+      await d.close();
     });
 
-    it("serves its archives: counts, order, content, paging", () => {
+    it("serves its archives: counts, order, content, paging", async () => {
       const { d } = open();
       const a = d.archive("shakespeare.example", "archive");
-      expect(a.users().sort()).toEqual(["juliet", "mercutio", "romeo"]);
-      expect(a.find("romeo", { total: true, limit: 0 }).total).toBe(89);
-      expect(a.find("juliet", { total: true, limit: 0 }).total).toBe(81);
-      expect(a.find("mercutio", { total: true, limit: 0 }).total).toBe(8);
-      const first = a.find("romeo", { limit: 1 }).items[0]!;
+      expect((await a.users()).sort()).toEqual(["juliet", "mercutio", "romeo"]);
+      expect((await a.find("romeo", { total: true, limit: 0 })).total).toBe(89);
+      expect((await a.find("juliet", { total: true, limit: 0 })).total).toBe(81);
+      expect((await a.find("mercutio", { total: true, limit: 0 })).total).toBe(8);
+      const first = (await a.find("romeo", { limit: 1 })).items[0]!;
       expect(first.id).toBe("cc454548-b164-4ab4-b2f8-dd464dbb776d");
       expect(first.stanza.getChildText("body")).toBe("But, soft! what light through yonder window breaks? (0)");
-      const last = a.find("juliet", { limit: 1, reverse: true }).items[0]!;
+      const last = (await a.find("juliet", { limit: 1, reverse: true })).items[0]!;
       expect(last.id).toBe("4f4806d2-acf3-47a8-8ac4-f3503e588f0f");
       expect(last.stanza.getChild("request", "urn:xmpp:receipts")).toBeDefined();
-      const fromMercutio = a.find("romeo", { with: "mercutio@shakespeare.example", total: true });
+      const fromMercutio = await a.find("romeo", { with: "mercutio@shakespeare.example", total: true });
       expect(fromMercutio.total).toBe(8);
-      const page2 = a.find("romeo", { after: first.id, limit: 5 });
+      const page2 = await a.find("romeo", { after: first.id, limit: 5 });
       expect(page2.items).toHaveLength(5);
       expect(page2.items[0]!.pos).toBeGreaterThan(first.pos);
-      d.close();
+      await d.close();
     });
 
-    it("continues Prosody's sort_id sequence when mamkit appends", () => {
+    it("continues Prosody's sort_id sequence when mamkit appends", async () => {
       const { d, path } = open();
       const a = d.archive("shakespeare.example", "archive");
-      const ref = a.append("romeo", { stanza: xml("message", { type: "chat" }, xml("body", {}, "new")), when: Date.now(), with: "juliet@shakespeare.example" });
+      const ref = await a.append("romeo", { stanza: xml("message", { type: "chat" }, xml("body", {}, "new")), when: Date.now(), with: "juliet@shakespeare.example" });
       expect(ref.pos).toBe(179);
-      d.close();
+      await d.close();
       const db = new Database(path, { readonly: true });
       expect(db.prepare('SELECT COUNT(*) AS n FROM "prosodyarchive" WHERE "user"=\'romeo\'').get()).toEqual({ n: 90 });
       db.close();
