@@ -4,10 +4,11 @@
 // accounts and 100,000-message archive. One runs at a time.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { copyFileSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { type AddressInfo, connect, createServer as createNetServer } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Accounts } from "../../src/auth/accounts.js";
+import { freePort } from "../load/server.js";
 import { createLogger } from "../../src/core/logger.js";
 import { Server } from "../../src/server.js";
 import { SqliteDriver } from "../../src/storage/sqlite/driver.js";
@@ -29,17 +30,6 @@ export function prosodyAvailable(): string | undefined {
   } catch {
     return "Prosody is not installed (Debian: apt install prosody lua-dbi-sqlite3)";
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function portOpen(port: number): Promise<boolean> {

@@ -329,6 +329,28 @@ export class GroupCommit {
   }
 }
 
+/** The part of a driver that is its group commit: transactions, marks, durability, fault injection. */
+export abstract class GroupCommitted {
+  abstract readonly writes: GroupCommit;
+
+  transaction<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.writes.transaction(fn);
+  }
+
+  mark(): number {
+    return this.writes.mark();
+  }
+
+  durable(mark?: number): Promise<void> {
+    return this.writes.durable(mark);
+  }
+
+  /** For tests: the next `n` commits fail and roll back. */
+  injectCommitFailures(n: number): void {
+    this.writes.injectCommitFailures(n);
+  }
+}
+
 function lostWrites(): StorageError {
   return new StorageError("backend", "a commit failed: writes since were lost");
 }

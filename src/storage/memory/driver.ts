@@ -4,7 +4,7 @@
 // contract suite, injected commit failures included.
 import { randomUUID } from "node:crypto";
 import type { Element } from "@xmpp/xml";
-import { type CommitBackend, DEFAULT_GROUP_COMMIT, GroupCommit } from "../group-commit.js";
+import { type CommitBackend, DEFAULT_GROUP_COMMIT, GroupCommit, GroupCommitted } from "../group-commit.js";
 import { read, type Row, type RowBackend, RowKeyValueStore, RowMapStore } from "../rows.js";
 import {
   type ArchiveAppend,
@@ -302,7 +302,7 @@ function toItem(it: StoredItem): ArchiveItem {
   return { id: it.id, pos: it.pos, when: it.whenSec * 1000, with: it.with, stanza: cloneStanza(it.stanza) };
 }
 
-export class MemoryDriver implements StorageDriver {
+export class MemoryDriver extends GroupCommitted implements StorageDriver {
   readonly name = "memory";
   private readonly undo = new UndoLog();
   /** Positions are never given out twice, even when a batch rolls back (the counter is not undone). */
@@ -312,6 +312,7 @@ export class MemoryDriver implements StorageDriver {
   private pos = 0;
 
   constructor(opts: { commit?: Partial<CommitOptions> } = {}) {
+    super();
     this.writes = new GroupCommit(this.undo, { ...DEFAULT_GROUP_COMMIT, ...opts.commit });
     this.rows = new MemoryRows(this.writes, this.undo);
   }
@@ -336,23 +337,6 @@ export class MemoryDriver implements StorageDriver {
       this.archives.set(k, a);
     }
     return a;
-  }
-
-  transaction<T>(fn: () => T | Promise<T>): Promise<T> {
-    return this.writes.transaction(fn);
-  }
-
-  mark(): number {
-    return this.writes.mark();
-  }
-
-  durable(mark?: number): Promise<void> {
-    return this.writes.durable(mark);
-  }
-
-  /** For tests: the next `n` commits fail and roll back. */
-  injectCommitFailures(n: number): void {
-    this.writes.injectCommitFailures(n);
   }
 
   async deleteUser(host: string, user: string): Promise<void> {

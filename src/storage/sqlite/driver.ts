@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { decodeValue, serializeXml } from "../codec.js";
 import { Checkpointer } from "./checkpointer.js";
 import { toSeconds } from "../filter.js";
-import { type CommitBackend, DEFAULT_GROUP_COMMIT, GroupCommit } from "../group-commit.js";
+import { type CommitBackend, DEFAULT_GROUP_COMMIT, GroupCommit, GroupCommitted } from "../group-commit.js";
 import { read, type Row, type RowBackend, RowKeyValueStore, RowMapStore } from "../rows.js";
 import {
   type ArchiveAppend,
@@ -68,7 +68,7 @@ interface ArchiveRow {
   value: string;
 }
 
-export class SqliteDriver implements StorageDriver, RowBackend {
+export class SqliteDriver extends GroupCommitted implements StorageDriver, RowBackend {
   readonly name = "sqlite";
   readonly db: Database.Database;
   private readonly cache = new Map<string, Database.Statement>();
@@ -87,7 +87,11 @@ export class SqliteDriver implements StorageDriver, RowBackend {
   /** With `synchronous: "full"` and worker checkpoints: the WAL's sync after each commit, off the event loop. */
   private walSync: WalSync | undefined;
 
-  constructor(readonly path: string, opts: SqliteOptions = {}) {
+  constructor(
+    readonly path: string,
+    opts: SqliteOptions = {},
+  ) {
+    super();
     try {
       if (path !== ":memory:" && !opts.readonly) mkdirSync(dirname(path), { recursive: true });
       this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
@@ -257,23 +261,6 @@ export class SqliteDriver implements StorageDriver, RowBackend {
       if (err instanceof StorageError) throw err;
       throw new StorageError("backend", `SQLite ${what} failed: ${(err as Error).message}`, { cause: err });
     }
-  }
-
-  transaction<T>(fn: () => T | Promise<T>): Promise<T> {
-    return this.writes.transaction(fn);
-  }
-
-  mark(): number {
-    return this.writes.mark();
-  }
-
-  durable(mark?: number): Promise<void> {
-    return this.writes.durable(mark);
-  }
-
-  /** For tests: the next `n` commits fail and roll back. */
-  injectCommitFailures(n: number): void {
-    this.writes.injectCommitFailures(n);
   }
 
   // ---- rows of the "prosody" table ------------------------------------------------
