@@ -1,4 +1,5 @@
-// `npm run bench:compare [-- --runs 3 --pairs 20 --messages 1000 --window 50 --archived 100000 --synchronous full]`
+// `npm run bench:compare [-- --runs 3 --pairs 20 --messages 1000 --window 50 --archived 100000 --synchronous full
+//   --commit-delay-ms N --commit-max-writes N --only mamkit --profile DIR --keep]`
 //
 // The same load against a private Prosody 0.12 and against mamkit, in one run,
 // one server at a time, from a load generator in a process of its own (raw
@@ -39,6 +40,9 @@ const { values } = parseArgs({
     synchronous: { type: "string", default: "full" },
     only: { type: "string" },
     keep: { type: "boolean", default: false },
+    /** mamkit's storage.commit_delay_ms / commit_max_writes (defaults: the server's). */
+    "commit-delay-ms": { type: "string" },
+    "commit-max-writes": { type: "string" },
     /** A folder: mamkit runs with node --cpu-prof there (one .cpuprofile per run). */
     profile: { type: "string" },
   },
@@ -183,7 +187,10 @@ async function main(): Promise<number> {
         const db = join(dir, `${name}-${run}.sqlite`);
         copyDatabase(seedFile, db);
         process.stderr.write(`run ${run + 1}: ${name}…\n`);
-        const server = name === "Prosody" ? await startProsody(runDir, db) : await startMamkit(runDir, db, synchronous, values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : []);
+        const server = name === "Prosody" ? await startProsody(runDir, db) : await startMamkit(runDir, db, synchronous, values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [], {
+                ...(values["commit-delay-ms"] !== undefined && { commit_delay_ms: Number(values["commit-delay-ms"]) }),
+                ...(values["commit-max-writes"] !== undefined && { commit_max_writes: Number(values["commit-max-writes"]) }),
+              });
         try {
           results[name]!.push(await runLoad(server, seed, users));
         } finally {

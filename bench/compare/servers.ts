@@ -154,12 +154,18 @@ export async function startProsody(dir: string, database: string): Promise<Runni
   return { name: "Prosody", dir, child, port, stop: () => stopChild(child) };
 }
 
-export async function startMamkit(dir: string, database: string, synchronous: "full" | "normal", nodeArgs: string[] = []): Promise<Running> {
+export async function startMamkit(
+  dir: string,
+  database: string,
+  synchronous: "full" | "normal",
+  nodeArgs: string[] = [],
+  commit: { commit_delay_ms?: number; commit_max_writes?: number } = {},
+): Promise<Running> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const config = {
     log: { level: "warn" },
-    storage: { driver: "sqlite", database, synchronous },
+    storage: { driver: "sqlite", database, synchronous, ...commit },
     interfaces: ["127.0.0.1"],
     c2s_ports: [port],
     websocket_ports: [],

@@ -28,7 +28,8 @@ export class C2sConnection implements SessionSink {
   session: Session | undefined;
   private headerSent = false;
   private streamId = "";
-  private authenticated = false;
+  /** The stream is authenticated (no STARTTLS can follow). Set through the stream control only. */
+  authenticated = false;
   private closed = false;
   /** Output held back (StreamControl.holdOutput), in order. */
   private held: Element[] | undefined;

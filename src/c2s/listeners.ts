@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { TLSSocket } from "node:tls";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Server } from "../core/server.js";
+import { overTurnBudget } from "../core/turn.js";
 import { C2sConnection, type C2sSettings, type C2sTransport } from "./connection.js";
 import { TlsProvider } from "./tls.js";
 
@@ -19,6 +20,10 @@ export interface Listening {
   /** Closes every stream with `system-shutdown` and stops listening. */
   close(): Promise<void>;
 }
+
+/** A connection that read less than LIGHT_BYTES in about the last RECENT_MS is light: its reads skip the turn budget. */
+const RECENT_MS = 100;
+const LIGHT_BYTES = 4096;
 
 class TcpTransport implements C2sTransport {
   readonly kind = "tcp" as const;
@@ -45,7 +50,40 @@ class TcpTransport implements C2sTransport {
     return this.raw.remoteAddress ?? "";
   }
 
+  /** Reads held back for the next turn of the event loop (the socket paused meanwhile). */
+  private backlog: Buffer[] = [];
+
+  /** Bytes read lately (decaying with a time constant of RECENT_MS) and when last updated. */
+  private recentBytes = 0;
+  private recentAt = 0;
+
   private onData = (buf: Buffer) => {
+    // Over the turn's budget, a busy connection's read waits for the next turn, while a light
+    // one (a MAM query between the messages of others, a person chatting) is taken at once:
+    // it does not queue behind the busy ones. (Before authentication a read may hold a
+    // STARTTLS handshake: never held back then.)
+    const now = performance.now();
+    this.recentBytes = this.recentBytes * Math.exp((this.recentAt - now) / RECENT_MS) + buf.length;
+    this.recentAt = now;
+    if (this.conn.authenticated && (this.backlog.length > 0 || (this.recentBytes > LIGHT_BYTES && overTurnBudget()))) {
+      this.backlog.push(buf);
+      if (this.backlog.length === 1) {
+        this.socket.pause();
+        setImmediate(this.catchUp);
+      }
+      return;
+    }
+    this.take(buf);
+  };
+
+  // One read per held-back connection and turn, round-robin between them.
+  private catchUp = () => {
+    if (this.backlog.length > 0 && !overTurnBudget()) this.take(this.backlog.shift()!);
+    if (this.backlog.length > 0) setImmediate(this.catchUp);
+    else if (!this.socket.destroyed) this.socket.resume();
+  };
+
+  private take(buf: Buffer): void {
     let text: string;
     try {
       text = this.decoder.decode(buf, { stream: true });
@@ -54,7 +92,7 @@ class TcpTransport implements C2sTransport {
       return;
     }
     this.conn.onData(text);
-  };
+  }
 
   canStartTls(host: string): boolean {
     return this.tls.has(host);

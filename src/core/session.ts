@@ -2,6 +2,7 @@
 // send() → `stanzas/out` filters → sink. Inbound: receive() → `stanzas/in`
 // filters → router. Nothing here knows about sockets or modules.
 import { randomBytes } from "node:crypto";
+import { overTurnBudget } from "./turn.js";
 import { Element } from "@xmpp/xml";
 import type { Logger } from "./logger.js";
 import type { Jid } from "../xmpp/jid.js";
@@ -284,7 +285,7 @@ export class Session {
     // (a session that closed still handles what it received before: the client's
     // </stream:stream> after a burst, or the connection lost; a stream error drops it)
     while (!this.busy && this.inbox.length > 0) {
-      if (overBudget()) {
+      if (overTurnBudget()) {
         // the rest next turn: the event loop serves everyone else in between
         this.busy = true;
         setImmediate(() => {
@@ -358,24 +359,6 @@ export class Session {
     this.host.detach(this, reason);
     this.sink.close?.(reason, this);
   }
-}
-
-// Handling stanza after stanza runs in promise continuations, which the event loop
-// cannot interrupt: once this turn of the loop has handled stanzas for TURN_BUDGET_MS,
-// a session's next stanza waits for the next turn, so that a MAM query (or a socket
-// of someone else) gets its turn too.
-const TURN_BUDGET_MS = 4;
-let turnStart = -1;
-function overBudget(): boolean {
-  const t = performance.now();
-  if (turnStart < 0) {
-    turnStart = t;
-    setImmediate(() => {
-      turnStart = -1;
-    });
-    return false;
-  }
-  return t - turnStart > TURN_BUDGET_MS;
 }
 
 const CLIENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
