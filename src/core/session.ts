@@ -150,6 +150,7 @@ export class Session {
   // one waits for its handler, the next ones wait here.
   private readonly inbox: Element[] = [];
   private busy = false;
+  private inputStopped = false;
   /** Waiting for the inbox to empty (idle()). */
   private idleWaiters: (() => void)[] = [];
   /** Called for each element once it was handled and what it stored is durable, in order. */
@@ -246,7 +247,7 @@ export class Session {
    * and that nothing handled (one handled later ends the stream itself).
    */
   receive(stanza: Element): boolean {
-    if (this.closed) return true;
+    if (this.closed || this.inputStopped) return true;
     if (this.busy || this.inbox.length > 0) {
       this.inbox.push(stanza);
       return true;
@@ -305,6 +306,16 @@ export class Session {
       this.inbox.length = 0;
       for (const wake of this.idleWaiters.splice(0)) wake();
     }
+  }
+
+  /** Input from the current connection is ignored from now on (it is being replaced by a resumption). */
+  stopInput(): void {
+    this.inputStopped = true;
+  }
+
+  /** Input is taken again (the resumption carried the session to its new connection, or failed). */
+  startInput(): void {
+    this.inputStopped = false;
   }
 
   /** Resolves once every element received so far was handled (not necessarily durable). */

@@ -157,7 +157,11 @@ export default defineModule(
       name: "resume",
       order: -10,
       advertise: () => smElement("sm"),
-      prepare: ({ request }) => settledBefore(request),
+      prepare: async ({ session, request }) => {
+        // (input comes back once the element's requests ran: sasl2 handles the resumption right after)
+        const stopped = await settledBefore(session, request);
+        if (stopped) setImmediate(() => stopped.startInput());
+      },
       handle({ session, request }) {
         let reply: Element | undefined;
         const resumed = resume(session, request, (answer) => {
@@ -239,8 +243,9 @@ export default defineModule(
     // ---- resumption --------------------------------------------------------------------
     module.hook(`stanza/${NS_SM}:resume`, ({ origin, stanza }: StanzaEvent) => {
       if (!origin) return undefined;
-      void settledBefore(stanza).then(() => {
+      void settledBefore(origin, stanza).then((stopped) => {
         if (!origin.closed) resume(origin, stanza, (answer, from) => from.sendNonza(answer));
+        stopped?.startInput();
       });
       return true;
     });
@@ -250,10 +255,18 @@ export default defineModule(
      * waits for that, so that its h leaves out nothing the client would then
      * send again (and the recipient get twice).
      */
-    function settledBefore(stanza: Element): Promise<void> {
+    async function settledBefore(origin: Session, stanza: Element): Promise<Session | undefined> {
       const previd = stanza.attrs.previd as string | undefined;
       const target = previd === undefined ? undefined : resumable.get(previd);
-      return target && !target.closed ? target.settled() : Promise.resolve();
+      if (!target || target.closed) return undefined;
+      const sameClient = target.jid?.local === origin.authUser && target.clientId?.toLowerCase() === origin.clientId?.toLowerCase();
+      // the client has left the old connection: what still comes on it is not counted (it is
+      // sent again after the resumption), and what it queued is handled before h is told
+      const stop = sameClient && !target.hibernating;
+      if (stop) target.stopInput();
+      await target.idle();
+      await target.settled();
+      return stop ? target : undefined;
     }
 
     /**

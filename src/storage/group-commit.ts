@@ -174,9 +174,10 @@ export class GroupCommit {
    * with its result once they are durable. Nested calls join the outer one.
    */
   async transaction<T>(fn: () => T | Promise<T>): Promise<T> {
-    if (this.closed || this.closing) throw new StorageError("backend", "the storage is closed");
     const outer = this.context.getStore();
+    // (nested ones first: a transaction running when close() came finishes whole)
     if (outer !== undefined && this.holder !== undefined && (outer.root ?? outer) === this.holder) return this.nested(outer, fn);
+    if (this.closed || this.closing) throw new StorageError("backend", "the storage is closed");
     while (this.holder !== undefined) await new Promise<void>((r) => this.waiting.push(r));
     if (this.closed || this.closing) throw new StorageError("backend", "the storage is closed");
     const mark = this.mark();
@@ -278,8 +279,10 @@ export class GroupCommit {
       b.resolve();
       return;
     }
-    // (a batch before that failed is already counted as failed: its marks reject)
-    Promise.all([before?.catch(() => undefined), syncing]).then(
+    // A batch before it whose sync failed fails it too, and so every later one: after a failed
+    // sync the OS may have dropped pages of the WAL, and nothing written after them replays
+    // (rolled-back batches never become lastDone, so they do not count here)
+    Promise.all([before, syncing]).then(
       () => b.resolve(),
       (err: unknown) => this.fail(b, err),
     );

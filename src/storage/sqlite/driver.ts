@@ -2,7 +2,7 @@
 // Prosody database opens in mamkit and the other way round. WAL journal,
 // statements prepared once and cached.
 import { randomUUID } from "node:crypto";
-import { closeSync, fdatasync, mkdirSync, openSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
@@ -356,9 +356,9 @@ export class SqliteDriver extends GroupCommitted implements StorageDriver, RowBa
   closeNow(): void {
     if (!this.db.open) return;
     this.writes.close();
+    this.walSync?.syncNow(); // what was committed, synced before it returns
     this.walSync?.close();
     void this.checkpointer?.stop();
-    if (this.walSync) this.db.pragma("synchronous = full"); // the pending commits' sync, now
     this.db.close();
   }
 }
@@ -403,8 +403,19 @@ class WalSync {
     });
   }
 
+  /** Syncs now, on this thread (for closing synchronously). */
+  syncNow(): void {
+    try {
+      this.fd ??= openSync(this.file, "r");
+      fdatasyncSync(this.fd);
+    } catch {
+      // no WAL file (nothing was written): nothing to sync
+    }
+  }
+
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    // (a sync still running keeps its descriptor: closed, the number could be reused by another file)
+    if (this.fd !== undefined && this.running === undefined) closeSync(this.fd);
     this.fd = undefined;
   }
 }
