@@ -1,6 +1,6 @@
 /// <reference path="./types/xmpp-xml.d.ts" preserve="true" />
 // mamkit: a Prosody-compatible XMPP server core for Node.
-export { createServer, Server, type ServerOptions } from "./server.js";
+export { createServer, Server, type ServerOptions, type ListenOptions, type Addresses, type AccountsApi } from "./server.js";
 export { builtinModules } from "./builtins.js";
 export { Host, DiscoRegistry, type OpenSessionOptions } from "./core/host.js";
 export { defineModule, type ModuleApi, type ModuleDefinition, type TypedModuleApi, type Identity, type Timer } from "./core/module.js";

@@ -7,7 +7,6 @@ import { copyFileSync, createWriteStream, mkdirSync, readFileSync, writeFileSync
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Accounts } from "../../src/auth/accounts.js";
 import { freePort } from "../load/server.js";
 import { createLogger } from "../../src/core/logger.js";
 import { Server } from "../../src/server.js";
@@ -51,7 +50,7 @@ function portOpen(port: number): Promise<boolean> {
 export async function seedDatabase(file: string, users: string[], archived: number): Promise<{ ids: string[]; first: number; last: number }> {
   const config = { log: { level: "silent" }, storage: { driver: "sqlite", database: file }, modules_enabled: [], hosts: { [DOMAIN]: {} } };
   const server = new Server({ config, logger: createLogger({ level: "silent" }), timers: false });
-  const accounts = new Accounts(server.host(DOMAIN));
+  const accounts = server.accounts(DOMAIN);
   for (const u of [...users, MAM_USER]) await accounts.create(u, password(u));
   await server.stop();
   const d = new SqliteDriver(file, { commit: { commitMaxWrites: 5000 } });

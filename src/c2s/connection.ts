@@ -13,14 +13,12 @@ import { NS_STREAMS, type Session, type SessionSink, type StreamControl } from "
 import { parseJid } from "../xmpp/jid.js";
 import { isStanza, NS_CLIENT } from "../xmpp/stanza.js";
 import { Liveness } from "./liveness.js";
-import type { C2sSettings, C2sTransport } from "./transport.js";
+import { type C2sSettings, type C2sTransport, noWayToAuthenticate } from "./transport.js";
 import { parseFrame, XmlFrameError, XmlStreamParser } from "./xml-stream.js";
 
 export const NS_STREAM = "http://etherx.jabber.org/streams";
 export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
 export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
-
-export type { C2sSettings, C2sTransport };
 
 export class C2sConnection implements SessionSink {
   private readonly parser: XmlStreamParser | undefined;
@@ -201,7 +199,10 @@ export class C2sConnection implements SessionSink {
       this.session.stream = this.control;
     }
     this.session.authUser = this.authenticated ? this.session.authUser : undefined;
-    this.write(this.features().toString());
+    const features = this.features();
+    // nothing to authenticate with (nor STARTTLS to get there): say so now, not at the auth timeout
+    if (!this.authenticated && features.children.length === 0) return this.streamError("policy-violation", noWayToAuthenticate(this.transport));
+    this.write(features.toString());
   }
 
   private sendHeader(): void {

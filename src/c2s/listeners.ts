@@ -5,11 +5,13 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { TLSSocket } from "node:tls";
-import { WebSocketServer, type WebSocket } from "ws";
 import type { Server } from "../core/server.js";
 import { overTurnBudget } from "../core/turn.js";
-import { C2sConnection, type C2sSettings, type C2sTransport } from "./connection.js";
+import { C2sConnection } from "./connection.js";
+import type { C2sSettings, C2sTransport } from "./transport.js";
 import { TlsProvider } from "./tls.js";
+import { warnWhereNobodyAuthenticates, webSocketServer, websocketSecurity } from "./websocket.js";
+import { HostError } from "../core/errors.js";
 
 export const DEFAULT_STANZA_SIZE_LIMIT = 256 * 1024;
 
@@ -150,39 +152,25 @@ class TcpTransport implements C2sTransport {
   }
 }
 
-class WsTransport implements C2sTransport {
-  readonly kind = "websocket" as const;
-  constructor(
-    private readonly ws: WebSocket,
-    readonly remoteAddress: string,
-    readonly secure: boolean,
-  ) {}
-  canStartTls(): boolean {
-    return false;
-  }
-  write(data: string): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(data);
-  }
-  end(): void {
-    this.ws.close(1000);
-  }
-  abort(): void {
-    this.ws.terminate();
-  }
-  keepalive(): boolean {
-    // a space is no RFC 7395 message: a WebSocket ping, which the peer must answer with a pong
-    if (this.ws.readyState !== this.ws.OPEN) return false;
-    this.ws.ping();
-    return true;
-  }
+export interface ListenOptions {
+  /** Addresses to bind ("*" for every IPv4 one); default: the config's `interfaces`, else 127.0.0.1. */
+  interfaces?: readonly string[];
+  /** Client-to-server TCP ports (0 picks a free one); default: the config's `c2s_ports`, else 5222. */
+  c2sPorts?: readonly number[];
+  /** WebSocket ports (0 picks a free one); default: the config's `websocket_ports`, else 5280. */
+  websocketPorts?: readonly number[];
 }
 
-/** Starts the c2s and WebSocket listeners of the config (ports 0 pick free ports). */
-export async function listen(server: Server): Promise<Listening> {
+/**
+ * Starts the c2s and WebSocket listeners (the config's, or those given). If
+ * one address cannot be bound, those bound already are closed again and the
+ * promise rejects with a HostError naming the address and the option.
+ */
+export async function listen(server: Server, opts: ListenOptions = {}): Promise<Listening> {
   const g = server.config.global;
-  const interfaces = (g.interfaces as string[] | undefined) ?? ["127.0.0.1"];
-  const c2sPorts = (g.c2s_ports as number[] | undefined) ?? [5222];
-  const wsPorts = (g.websocket_ports as number[] | undefined) ?? [5280];
+  const interfaces = opts.interfaces ?? (g.interfaces as string[] | undefined) ?? ["127.0.0.1"];
+  const c2sPorts = opts.c2sPorts ?? (g.c2s_ports as number[] | undefined) ?? [5222];
+  const wsPorts = opts.websocketPorts ?? (g.websocket_ports as number[] | undefined) ?? [5280];
   const dataDir = server.config.storage.driver === "sqlite" ? dirname(server.config.storage.database) : "data";
   const tls = await TlsProvider.load(server, dataDir);
   const settings: C2sSettings = {
@@ -197,81 +185,69 @@ export async function listen(server: Server): Promise<Listening> {
       conn.onTransportClosed();
     });
   };
-
   const netServers: NetServer[] = [];
   const httpServers: HttpServer[] = [];
-  const bindAddr = (i: string) => (i === "*" ? "0.0.0.0" : i);
+  const closeAll = async () => {
+    for (const conn of [...connections]) conn.close("system-shutdown");
+    await Promise.all([
+      ...netServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
+      ...httpServers.map((s) => {
+        s.closeAllConnections?.();
+        return new Promise<void>((r) => s.close(() => r()));
+      }),
+    ]);
+  };
 
-  for (const port of c2sPorts) {
-    for (const iface of interfaces) {
-      const ns = createNetServer((socket) => {
-        // as Prosody's c2s_tcp_keepalives: the OS notices a peer that vanished without a word
-        socket.setKeepAlive(tcpKeepalives);
-        const t = new TcpTransport(socket, tls);
-        const conn = new C2sConnection(server, t, settings);
-        t.conn = conn;
-        socket.on("error", () => socket.destroy());
-        track(conn, (fn) => socket.once("close", fn));
-      });
-      await new Promise<void>((resolve, reject) => {
-        ns.once("error", reject);
-        ns.listen(port, bindAddr(iface), () => resolve());
-      });
-      netServers.push(ns);
-    }
-  }
-
-  const wsSecure = g.consider_websocket_secure === true;
-  for (const port of wsPorts) {
-    for (const iface of interfaces) {
-      const http = createHttpServer((_req, res) => {
-        res.writeHead(404, { "content-type": "text/plain" }).end("XMPP over WebSocket is at /xmpp-websocket\n");
-      });
-      const wss = new WebSocketServer({
-        server: http,
-        path: "/xmpp-websocket",
-        maxPayload: settings.maxStanzaSize + 1024,
-        handleProtocols: (protocols) => (protocols.has("xmpp") ? "xmpp" : false),
-      });
-      wss.on("connection", (ws, req) => {
-        if (ws.protocol !== "xmpp") {
-          ws.close(1002, "the xmpp subprotocol is required");
-          return;
-        }
-        const t = new WsTransport(ws, req.socket.remoteAddress ?? "", wsSecure);
-        req.socket.setNoDelay(true);
-        const conn = new C2sConnection(server, t, settings);
-        ws.on("message", (data, isBinary) => {
-          if (isBinary) conn.streamError("unsupported-encoding", "text frames only");
-          else conn.onMessage(data.toString());
+  try {
+    for (const port of c2sPorts) {
+      for (const iface of interfaces) {
+        const ns = createNetServer((socket) => {
+          // as Prosody's c2s_tcp_keepalives: the OS notices a peer that vanished without a word
+          socket.setKeepAlive(tcpKeepalives);
+          const t = new TcpTransport(socket, tls);
+          const conn = new C2sConnection(server, t, settings);
+          t.conn = conn;
+          socket.on("error", () => socket.destroy());
+          track(conn, (fn) => socket.once("close", fn));
         });
-        ws.on("pong", () => conn.onActivity());
-        ws.on("error", () => ws.terminate());
-        track(conn, (fn) => ws.once("close", fn));
-      });
-      await new Promise<void>((resolve, reject) => {
-        http.once("error", reject);
-        http.listen(port, bindAddr(iface), () => resolve());
-      });
-      httpServers.push(http);
+        await bind(ns, port, iface, "c2s_ports");
+        netServers.push(ns);
+      }
     }
+    const wsSecure = websocketSecurity(g.consider_websocket_secure);
+    for (const port of wsPorts) {
+      for (const iface of interfaces) {
+        const http = webSocketServer(server, settings, wsSecure, track);
+        await bind(http, port, iface, "websocket_ports");
+        httpServers.push(http);
+      }
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
   }
 
   const c2s = netServers.map((s) => s.address() as AddressInfo);
   const websocket = httpServers.map((s) => s.address() as AddressInfo);
+  warnWhereNobodyAuthenticates(server, websocket, g.consider_websocket_secure);
   server.log.info({ c2s, websocket }, "listening");
-  return {
-    c2s,
-    websocket,
-    async close() {
-      for (const conn of [...connections]) conn.close("system-shutdown");
-      await Promise.all([
-        ...netServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
-        ...httpServers.map((s) => {
-          s.closeAllConnections?.();
-          return new Promise<void>((r) => s.close(() => r()));
-        }),
-      ]);
-    },
-  };
+  return { c2s, websocket, close: closeAll };
+}
+
+function bind(s: NetServer | HttpServer, port: number, iface: string, option: string): Promise<void> {
+  const address = iface === "*" ? "0.0.0.0" : iface;
+  return new Promise<void>((resolve, reject) => {
+    s.once("error", (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === "EADDRINUSE"
+          ? "the address is in use (another server, or a second mamkit?)"
+          : err.code === "EACCES"
+            ? "permission denied (ports below 1024 need privileges)"
+            : err.code === "EADDRNOTAVAIL"
+              ? "no interface of this machine has that address (see `interfaces`)"
+              : err.message;
+      reject(new HostError("MAMKIT_ERR_LISTEN", `cannot listen on ${address}:${port} (${option}): ${why}`, { cause: err }));
+    });
+    s.listen(port, address, () => resolve());
+  });
 }

@@ -25,3 +25,11 @@ export interface C2sTransport {
 export interface C2sSettings {
   maxStanzaSize: number;
 }
+
+/** The text of the stream error for a stream on which no way to authenticate is offered. */
+export function noWayToAuthenticate(t: C2sTransport): string {
+  if (t.kind === "websocket" && !t.secure) {
+    return "no authentication is offered: this WebSocket connection is not encrypted and the server requires encryption (c2s_require_encryption); connect through TLS (a proxy in front, with consider_websocket_secure) or from the loopback interface";
+  }
+  return "no authentication is offered on this connection (no mechanism is enabled for it)";
+}

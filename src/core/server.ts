@@ -47,6 +47,7 @@ export class Server {
   private readonly registry = new Map<string, ModuleDefinition>();
   private readonly extra: readonly ModuleDefinition[];
   private stopping: Promise<void> | undefined;
+  private halted = false;
   private readonly unloads: Promise<unknown>[] = [];
 
   constructor(opts: ServerOptions) {
@@ -78,7 +79,8 @@ export class Server {
       throw err;
     }
     this.scheduler.start();
-    this.log.info({ hosts: [...this.hosts.keys()] }, "server started");
+    // ("server started" is logged once the listeners are bound: src/server.ts)
+    this.log.debug({ hosts: [...this.hosts.keys()] }, "hosts and modules loaded");
   }
 
   /** The definition of a built-in or registered module; an unknown name lists the known ones. */
@@ -113,9 +115,20 @@ export class Server {
    * the modules write on their way out is written. Resolves when closed.
    */
   async stop(): Promise<void> {
+    this.halted = true;
     if (this.stopping !== undefined) return this.stopping;
     this.stopping = this.teardown().then(() => this.log.info("server stopped"));
     return this.stopping;
+  }
+
+  /** `stop()` was called: the server takes no new session, connection or listener. */
+  get stopped(): boolean {
+    return this.halted;
+  }
+
+  /** Marks the server as stopping before a subclass's own shutdown steps. */
+  protected markStopping(): void {
+    this.halted = true;
   }
 
   /** Work modules do at unload (e.g. a last flush): storage closes after it. */

@@ -112,7 +112,7 @@ describe("c2s stream", () => {
     const c = await open();
     c.send(header());
     await c.until(/<\/stream:features>/);
-    await run!.listening.close();
+    await run!.server.close();
     await c.until(/<system-shutdown xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
     await c.waitClosed();
   });

@@ -3,8 +3,8 @@
 // keepalive leads to, stream management without resumption. (The same rules
 // over real sockets: conformance-stanzas.test.ts.)
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Accounts } from "../../src/auth/accounts.js";
-import { C2sConnection, type C2sTransport } from "../../src/c2s/connection.js";
+import { C2sConnection } from "../../src/c2s/connection.js";
+import type { C2sTransport } from "../../src/c2s/transport.js";
 import { createLogger } from "../../src/core/logger.js";
 import { Server } from "../../src/server.js";
 import { b64, header } from "./raw.js";
@@ -72,7 +72,7 @@ async function settle(until: () => boolean): Promise<void> {
 }
 
 async function boundConnection(after = "") {
-  await new Accounts(server.host("localhost")).create("alice", "secret");
+  await server.accounts("localhost").create("alice", "secret");
   const t = new StandInTransport();
   const conn = new C2sConnection(server, t, { maxStanzaSize: 65536 });
   conn.onData(header());

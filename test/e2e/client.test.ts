@@ -4,7 +4,6 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listen } from "../../src/c2s/listeners.js";
 import { createLogger } from "../../src/core/logger.js";
 import { Server } from "../../src/server.js";
 import { xml } from "@xmpp/xml";
@@ -195,7 +194,7 @@ describe("the database Prosody 0.12.3 wrote, served to @xmpp/client", () => {
       },
       logger: createLogger({ level: "silent" }),
     });
-    const l = await listen(server);
+    const l = await server.listen();
     try {
       const romeo = newClient(`xmpp://127.0.0.1:${l.c2s[0]!.port}`, "romeo", "shakespeare.example", { password: "o-romeo-romeo" });
       const results: Element[] = [];
@@ -215,8 +214,7 @@ describe("the database Prosody 0.12.3 wrote, served to @xmpp/client", () => {
       expect(err?.condition).toBe("not-authorized");
       await wrong.stop().catch(() => {});
     } finally {
-      await l.close();
-      await server.stop();
+      await server.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

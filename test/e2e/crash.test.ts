@@ -7,16 +7,14 @@
 // last commits only to a power cut or an OS crash, which this cannot test).
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { Accounts } from "../../src/auth/accounts.js";
-import { createLogger } from "../../src/core/logger.js";
-import { Server } from "../../src/server.js";
+import { createLogger, Server } from "mamkit";
 import { b64, header, Raw } from "../c2s/raw.js";
+import { freePort, waitForPort } from "../helpers/net.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const SENDERS = 4;
@@ -29,32 +27,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`the server did not listen on ${port}`);
-}
 
 /** Logs in with PLAIN, binds, enables stream management. */
 async function smLogin(port: number, user: string): Promise<Raw> {
@@ -126,7 +99,7 @@ async function crashRun(synchronous: "full" | "normal"): Promise<{ acked: number
   writeFileSync(configFile, JSON.stringify(config));
   // the accounts, written before the server process opens the file
   const setup = new Server({ config, logger: createLogger({ level: "silent" }), timers: false });
-  const accounts = new Accounts(setup.host("localhost"));
+  const accounts = setup.accounts("localhost");
   for (const u of ["sink", ...Array.from({ length: SENDERS }, (_, i) => `s${i}`)]) await accounts.create(u, `${u}-password`);
   await setup.stop();
 

@@ -1,21 +1,19 @@
 // A real server on 127.0.0.1 with ephemeral ports and a SQLite file, for
-// end-to-end tests with @xmpp/client.
+// end-to-end tests with @xmpp/client. Built through the package's public API
+// (`mamkit`), as an embedding application would.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { client, type Client } from "@xmpp/client";
-import { Accounts } from "../../src/auth/accounts.js";
-import { createLogger } from "../../src/core/logger.js";
-import { Server } from "../../src/server.js";
-import { listen, type Listening } from "../../src/c2s/listeners.js";
+import { type Addresses, createLogger, Server } from "mamkit";
 
 // @xmpp/websocket uses the global WebSocket, which Node 20 lacks
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 
 export interface Running {
   server: Server;
-  listening: Listening;
+  listening: Addresses;
   tcp: string;
   ws: string;
   stop(): Promise<void>;
@@ -38,10 +36,10 @@ export async function startServer(extra: Record<string, unknown> = {}): Promise<
     },
     logger: createLogger({ level: (process.env.MAMKIT_TEST_LOG as "debug") ?? "silent" }),
   });
-  const listening = await listen(server);
+  const listening = await server.listen();
   for (const [host, users] of [["localhost", ["alice", "bob"]], ["legacy.localhost", ["carol"]]] as const) {
-    const accounts = new Accounts(server.host(host));
-    for (const u of users) await accounts.create(u, `${u}-password`);
+    const accounts = server.accounts(host);
+    for (const u of users) if (!(await accounts.exists(u))) await accounts.create(u, `${u}-password`);
   }
   return {
     server,
@@ -49,7 +47,6 @@ export async function startServer(extra: Record<string, unknown> = {}): Promise<
     tcp: `xmpp://127.0.0.1:${listening.c2s[0]!.port}`,
     ws: `ws://127.0.0.1:${listening.websocket[0]!.port}/xmpp-websocket`,
     async stop() {
-      await listening.close();
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
     },

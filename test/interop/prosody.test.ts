@@ -11,18 +11,15 @@
 // bound to 127.0.0.1 on a free port, and is stopped with SIGTERM.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@xmpp/client";
 import Database from "better-sqlite3";
 import { type Element, xml } from "@xmpp/xml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Accounts } from "../../src/auth/accounts.js";
-import { listen, type Listening } from "../../src/c2s/listeners.js";
-import { createLogger } from "../../src/core/logger.js";
-import { Server } from "../../src/server.js";
+import { type Addresses, createLogger, Server } from "mamkit";
 import { MODULES, newClient, waitFor } from "../e2e/helpers.js";
+import { freePort, portOpen } from "../helpers/net.js";
 
 // mamkit offers STARTTLS with the self-signed certificate it generates: accept it here
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
@@ -42,27 +39,7 @@ function prosodyWithDbi(): boolean {
 }
 const available = prosodyWithDbi();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(port, "127.0.0.1");
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
-}
 
 interface Prosody {
   dir: string;
@@ -218,7 +195,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
   const p = setUp();
   const clients: Client[] = [];
   let prosody: ChildProcess | undefined;
-  let mamkit: { server: Server; listening: Listening } | undefined;
+  let mamkit: { server: Server; listening: Addresses } | undefined;
 
   function login(user: "alice" | "bob" | "carol", port: number): Promise<Client> {
     const c = newClient(`xmpp://127.0.0.1:${port}`, user, "localhost", { resource: `${user}-res` });
@@ -247,8 +224,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     await logoutAll();
     if (prosody) await stopProcess(prosody);
     if (mamkit) {
-      await mamkit.listening.close();
-      await mamkit.server.stop();
+      await mamkit.server.close();
     }
     if (!process.env.MAMKIT_KEEP_INTEROP) rmSync(p.dir, { recursive: true, force: true });
   });
@@ -317,7 +293,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
       },
       logger: createLogger({ level: "silent" }),
     });
-    mamkit = { server, listening: await listen(server) };
+    mamkit = { server, listening: await server.listen() };
     const port = mamkit.listening.c2s[0]!.port;
     const alice = await login("alice", port);
     const bob = await login("bob", port);
@@ -334,7 +310,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     expect(await rosterOf(alice)).toEqual([{ jid: "bob@localhost", name: "Bob", subscription: "none", groups: ["Friends"] }]);
 
     // an account mamkit creates and a roster item mamkit writes, for Prosody to read later
-    await new Accounts(server.host("localhost")).create("carol", "carol-password");
+    await server.accounts("localhost").create("carol", "carol-password");
     await alice.iqCaller.request(
       xml("iq", { type: "set" }, xml("query", { xmlns: NS_ROSTER }, xml("item", { jid: "carol@localhost", name: "Carol" }, xml("group", {}, "Work")))),
     );
@@ -351,8 +327,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     expect(now.items.slice(8).map((i) => i.body)).toEqual(["mamkit era 1", "mamkit era 2", "mamkit era 3", "mamkit era reply"]);
     mamkitEra = now.items.slice(8);
     await logoutAll();
-    await mamkit.listening.close();
-    await mamkit.server.stop();
+    await mamkit.server.close();
     mamkit = undefined;
   }, 60_000);
 
