@@ -53,7 +53,7 @@ export class Server extends CoreServer {
    */
   listen(opts: ListenOptions = {}): Promise<Addresses> {
     if (this.stopped) return Promise.reject(new HostError("MAMKIT_ERR_STOPPED", "listen: the server is stopped"));
-    if (this.binding) return Promise.reject(new HostError("MAMKIT_ERR_LISTEN", "listen: the server is listening already"));
+    if (this.binding !== undefined) return Promise.reject(new HostError("MAMKIT_ERR_LISTEN", "listen: the server is listening already"));
     this.binding = listen(this, opts).then(
       (l) => {
         this.listening = l;
@@ -83,7 +83,7 @@ export class Server extends CoreServer {
     const binding = this.binding;
     this.binding = undefined;
     this.markStopping();
-    if (binding) await binding.then((l) => l, () => undefined);
+    if (binding !== undefined) await binding.then((l) => l, () => undefined);
     const l = this.listening;
     this.listening = undefined;
     await l?.close();

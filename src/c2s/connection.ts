@@ -200,9 +200,8 @@ export class C2sConnection implements SessionSink {
     }
     this.session.authUser = this.authenticated ? this.session.authUser : undefined;
     const features = this.features();
-    // nothing to authenticate with (nor STARTTLS to get there): say so now, not at the auth timeout
-    if (!this.authenticated && features.children.length === 0) return this.streamError("policy-violation", noWayToAuthenticate(this.transport));
-    this.write(features.toString());
+    if (!this.authenticated && features.children.length === 0) this.streamError("policy-violation", noWayToAuthenticate(this.transport));
+    else this.write(features.toString());
   }
 
   private sendHeader(): void {

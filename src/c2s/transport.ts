@@ -26,7 +26,10 @@ export interface C2sSettings {
   maxStanzaSize: number;
 }
 
-/** The text of the stream error for a stream on which no way to authenticate is offered. */
+/**
+ * The text of the stream error for a stream offered nothing to authenticate
+ * with (nor STARTTLS to get there): said at once, not at the auth timeout.
+ */
 export function noWayToAuthenticate(t: C2sTransport): string {
   if (t.kind === "websocket" && !t.secure) {
     return "no authentication is offered: this WebSocket connection is not encrypted and the server requires encryption (c2s_require_encryption); connect through TLS (a proxy in front, with consider_websocket_secure) or from the loopback interface";

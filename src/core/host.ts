@@ -84,15 +84,15 @@ export class Host implements SessionOwner, HostView {
     return this.section[name] !== undefined ? this.name : undefined;
   }
 
-  openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K> {
+  openStore<K extends StoreKind, V = never>(name: string, kind: K): StoreOf<K, V> {
     const d = this.server.storage;
     switch (kind) {
       case "keyval":
-        return d.keyval(this.name, name) as StoreOf<K>;
+        return d.keyval(this.name, name) as StoreOf<K, V>;
       case "map":
-        return d.map(this.name, name) as StoreOf<K>;
+        return d.map(this.name, name) as unknown as StoreOf<K, V>;
       case "archive":
-        return d.archive(this.name, name) as StoreOf<K>;
+        return d.archive(this.name, name) as StoreOf<K, V>;
     }
     throw new HostError("MAMKIT_ERR_STORAGE", `unknown store kind ${JSON.stringify(kind)} (keyval, map or archive)`);
   }

@@ -20,6 +20,7 @@ import {
   readDeclared,
 } from "./options.js";
 import { checkCronExpression, DAILY, ScheduledJob } from "./scheduler.js";
+import { clockTimer, type TimerHandle } from "./clock.js";
 import type { StoreKind, StoreOf } from "../storage/types.js";
 import type { FilterDirection, Session, StanzaFilter } from "./session.js";
 
@@ -29,7 +30,7 @@ const sharedValues = new WeakMap<object, Map<string, unknown>>();
 export class LoadedModule implements ModuleApi {
   readonly log: Logger;
   readonly hooks: [string, Handler][] = [];
-  readonly timers = new Set<NodeJS.Timeout>();
+  readonly timers = new Set<TimerHandle>();
   readonly jobs: ScheduledJob[] = [];
   readonly features: string[] = [];
   readonly identities: Identity[] = [];
@@ -101,34 +102,51 @@ export class LoadedModule implements ModuleApi {
     return optionPath(name, this.hostObject.optionSource(name));
   }
 
-  getOptionNumber(name: string, def?: number, range: { min?: number; max?: number; integer?: boolean } = {}): any {
+  /** This module's declaration of `name`, if it declared it (its default and range apply to the getters). */
+  private decl(name: string): OptionDecl | undefined {
+    return this.def.options?.[name];
+  }
+
+  private fallback<T>(name: string, def: T | undefined): T | undefined {
+    return def !== undefined ? def : (this.decl(name)?.default as T | undefined);
+  }
+
+  getOptionNumber(name: string, def?: number, range?: { min?: number; max?: number; integer?: boolean }): any {
     const v = this.getOption(name);
-    return v === undefined ? def : checkNumber(v, this.where(name), this.name, range);
+    const d = this.decl(name);
+    const r: { min?: number; max?: number; integer?: boolean } = range ?? {};
+    if (!range && d?.type === "number") {
+      if (d.min !== undefined) r.min = d.min;
+      if (d.max !== undefined) r.max = d.max;
+      if (d.integer !== undefined) r.integer = d.integer;
+    }
+    return v === undefined ? this.fallback(name, def) : checkNumber(v, this.where(name), this.name, r);
   }
   getOptionBoolean(name: string, def?: boolean): any {
     const v = this.getOption(name);
-    return v === undefined ? def : checkBoolean(v, this.where(name), this.name);
+    return v === undefined ? this.fallback(name, def) : checkBoolean(v, this.where(name), this.name);
   }
   getOptionString(name: string, def?: string): any {
     const v = this.getOption(name);
-    return v === undefined ? def : checkString(v, this.where(name), this.name);
+    return v === undefined ? this.fallback(name, def) : checkString(v, this.where(name), this.name);
   }
-  getOptionEnum<T extends string | boolean>(name: string, values: readonly T[], def: T): T {
+  getOptionEnum<T extends string | boolean>(name: string, values: readonly T[], def?: T): T {
     const v = this.getOption(name);
-    return v === undefined ? def : checkEnum(v, values, this.where(name), this.name);
+    return v === undefined ? (this.fallback(name, def) as T) : checkEnum(v, values, this.where(name), this.name);
   }
-  getOptionList(name: string, def: readonly string[] = []): string[] {
+  getOptionList(name: string, def?: readonly string[]): string[] {
     const v = this.getOption(name);
-    return v === undefined ? [...def] : checkList(v, this.where(name), this.name).slice();
+    return v === undefined ? [...(this.fallback(name, def) ?? [])] : checkList(v, this.where(name), this.name).slice();
   }
   getOptionPeriod(name: string, def?: number | string): any {
     const v = this.getOption(name);
     if (v !== undefined) return checkPeriod(v, this.where(name), this.name);
-    return def === undefined ? undefined : checkPeriod(def, `${name} (default)`, this.name);
+    const d = this.fallback(name, def);
+    return d === undefined ? undefined : checkPeriod(d, `${name} (default)`, this.name);
   }
 
-  openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K> {
-    return this.hostObject.openStore(name, kind);
+  openStore<K extends StoreKind, V = never>(name: string, kind: K): StoreOf<K, V> {
+    return this.hostObject.openStore(name, kind) as StoreOf<K, V>;
   }
 
   get hostView(): HostView {
@@ -196,11 +214,11 @@ export class LoadedModule implements ModuleApi {
     this.hostObject.scheduler.add(job);
   }
 
-  addTimer(ms: number, fn: () => number | void): Timer {
-    let handle: NodeJS.Timeout;
+  addTimerMs(ms: number, fn: () => number | void): Timer {
+    let handle: TimerHandle | undefined;
     const arm = (delay: number) => {
-      handle = setTimeout(() => {
-        this.timers.delete(handle);
+      const h: TimerHandle = clockTimer(this.clock, delay, () => {
+        this.timers.delete(h);
         let again: number | void;
         try {
           again = fn();
@@ -209,14 +227,15 @@ export class LoadedModule implements ModuleApi {
           return;
         }
         if (typeof again === "number" && again >= 0 && !this.unloaded) arm(again);
-      }, delay);
-      handle.unref?.();
-      this.timers.add(handle);
+      });
+      handle = h;
+      this.timers.add(h);
     };
     arm(ms);
     return {
       cancel: () => {
-        clearTimeout(handle);
+        if (!handle) return;
+        handle.cancel();
         this.timers.delete(handle);
       },
     };
@@ -257,7 +276,7 @@ export class LoadedModule implements ModuleApi {
     }
     for (const [e, h] of this.hooks) this.hostObject.events.off(e, h);
     this.hooks.length = 0;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) t.cancel();
     this.timers.clear();
     for (const j of this.jobs) this.hostObject.scheduler.remove(j);
     for (const f of this.features) this.hostObject.disco.removeFeature(f);

@@ -55,7 +55,11 @@ export interface HostView {
   sessionsOf(user: string): ReadonlyMap<string, Session> | undefined;
   /** The session bound to this full JID, if any. */
   sessionFor(fullJid: string): Session | undefined;
-  openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K>;
+  /**
+   * Opens a store (Prosody's module:open_store). Type its values with the
+   * second parameter: `openStore<"map", Seen>("seen", "map")`.
+   */
+  openStore<K extends StoreKind, V = never>(name: string, kind: K): StoreOf<K, V>;
   /** A mark for the writes made from now on: `durable(mark)` rejects if one of them was lost. */
   writeMark(): number;
   /** Resolves once every write made so far is durable; with a mark, rejects if a write since it was lost. */
@@ -86,6 +90,11 @@ export interface ModuleApi {
   /** Any option read with a declaration (e.g. one another module declares and exports). */
   readOption<D extends OptionDecl>(name: string, decl: D): OptionValue<D>;
 
+  /**
+   * The configured value (host section, else global). The typed getters below
+   * fall back to the given default, else to the default this module declared
+   * for the option (and take its declared range when none is given).
+   */
   getOption(name: string): unknown;
   getOptionNumber(name: string, def: number, range?: { min?: number; max?: number; integer?: boolean }): number;
   getOptionNumber(name: string, def?: number, range?: { min?: number; max?: number; integer?: boolean }): number | undefined;
@@ -93,13 +102,17 @@ export interface ModuleApi {
   getOptionBoolean(name: string, def?: boolean): boolean | undefined;
   getOptionString(name: string, def: string): string;
   getOptionString(name: string, def?: string): string | undefined;
-  getOptionEnum<T extends string | boolean>(name: string, values: readonly T[], def: T): T;
+  getOptionEnum<T extends string | boolean>(name: string, values: readonly T[], def?: T): T;
   getOptionList(name: string, def?: readonly string[]): string[];
   /** Seconds (`Infinity` for "never"). */
   getOptionPeriod(name: string, def: number | string): number;
   getOptionPeriod(name: string, def?: number | string): number | undefined;
 
-  openStore<K extends StoreKind>(name: string, kind: K): StoreOf<K>;
+  /**
+   * Opens a store (Prosody's module:open_store). Type its values with the
+   * second parameter: `openStore<"map", Seen>("seen", "map")`.
+   */
+  openStore<K extends StoreKind, V = never>(name: string, kind: K): StoreOf<K, V>;
 
   addFeature(ns: string): void;
   addIdentity(category: string, type: string, name?: string): void;
@@ -108,8 +121,13 @@ export interface ModuleApi {
   daily(name: string, fn: () => void | Promise<void>): void;
   /** A task on a node-cron expression (six fields, seconds first, or the usual five). */
   cron(name: string, expression: string, fn: () => void | Promise<void>): void;
-  /** Runs `fn` after `ms`; if it returns a number, runs again that many ms later. */
-  addTimer(ms: number, fn: () => number | void): Timer;
+  /**
+   * Runs `fn` after `ms` milliseconds of the host's clock (Prosody's
+   * add_timer counts seconds: the name says the unit); if it returns a
+   * number, runs again that many milliseconds later. On the test kit's
+   * ManualClock it fires as the clock advances.
+   */
+  addTimerMs(ms: number, fn: () => number | void): Timer;
 
   /** A filter on every session of this host, present and future. */
   addSessionFilter(direction: FilterDirection, fn: StanzaFilter, priority?: number): void;

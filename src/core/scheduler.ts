@@ -2,6 +2,7 @@
 // comes while the previous run is still going is skipped (and logged), and a
 // run asked for on demand joins the running one.
 import cron from "node-cron";
+import { type Clock, clockTimer, type TimerHandle } from "./clock.js";
 import { HostError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
@@ -10,9 +11,17 @@ export const DAILY = "0 0 4 * * *";
 
 export type TaskFn = () => void | Promise<void>;
 
+/**
+ * How scheduled tasks are started: "cron" by node-cron on the wall clock (the
+ * server), "clock" by the host's clock (a test's ManualClock fires them as it
+ * advances), "off" only on demand (the CLI's one-off commands).
+ */
+export type SchedulerMode = "cron" | "clock" | "off";
+
 export class ScheduledJob {
   private running: Promise<void> | undefined;
   private timer: ReturnType<typeof cron.schedule> | undefined;
+  private clockTimer: TimerHandle | undefined;
   /** Completed runs, and ticks skipped because a run was still going. */
   runs = 0;
   skipped = 0;
@@ -31,9 +40,25 @@ export class ScheduledJob {
     this.timer = cron.schedule(this.expression, () => this.tick(), { name: `${this.owner}:${this.name}` });
   }
 
+  /** Starts on `clock` instead: each start is a timer on it, set again as it fires. */
+  startOn(clock: Clock): void {
+    if (this.clockTimer) return;
+    const arm = () => {
+      const next = nextCronTime(this.expression, clock.now());
+      if (next === undefined) return;
+      this.clockTimer = clockTimer(clock, next - clock.now(), () => {
+        arm();
+        return this.tick();
+      });
+    };
+    arm();
+  }
+
   stop(): void {
     void this.timer?.destroy();
     this.timer = undefined;
+    this.clockTimer?.cancel();
+    this.clockTimer = undefined;
   }
 
   private tick(): Promise<void> {
@@ -77,16 +102,45 @@ export function checkCronExpression(expr: string, what: string): void {
   }
 }
 
-/** The server's scheduled tasks. With `timers: false` (the test kit) tasks only run on demand. */
+/**
+ * The first time after `after` (ms) that a node-cron expression names, in
+ * local time as node-cron reads it (every field must match), within two years.
+ */
+export function nextCronTime(expression: string, after: number): number | undefined {
+  const f = cron.parse(expression);
+  const [sec, min, hour, day, month, weekday] = [f.second, f.minute, f.hour, f.dayOfMonth, f.month, f.dayOfWeek].map(
+    (list) => new Set<unknown>(list),
+  ) as Set<unknown>[];
+  const d = new Date(Math.floor(after / 1000) * 1000 + 1000);
+  const limit = after + 2 * 366 * 86_400_000;
+  while (d.getTime() <= limit) {
+    if (!month!.has(d.getMonth() + 1) || !day!.has(d.getDate()) || !weekday!.has(d.getDay())) d.setHours(24, 0, 0, 0);
+    else if (!hour!.has(d.getHours())) d.setHours(d.getHours() + 1, 0, 0, 0);
+    else if (!min!.has(d.getMinutes())) d.setMinutes(d.getMinutes() + 1, 0, 0);
+    else if (!sec!.has(d.getSeconds())) d.setSeconds(d.getSeconds() + 1, 0);
+    else return d.getTime();
+  }
+  return undefined;
+}
+
+/** The server's scheduled tasks, started as `mode` says (see SchedulerMode). */
 export class Scheduler {
   private readonly jobs = new Set<ScheduledJob>();
   private started = false;
 
-  constructor(readonly timers: boolean) {}
+  constructor(
+    readonly mode: SchedulerMode,
+    private readonly clock: Clock,
+  ) {}
 
   add(job: ScheduledJob): void {
     this.jobs.add(job);
-    if (this.started && this.timers) job.start();
+    if (this.started) this.startJob(job);
+  }
+
+  private startJob(job: ScheduledJob): void {
+    if (this.mode === "cron") job.start();
+    else if (this.mode === "clock") job.startOn(this.clock);
   }
 
   remove(job: ScheduledJob): void {
@@ -97,7 +151,7 @@ export class Scheduler {
   /** Starts the timers of every task (called once the server has started). */
   start(): void {
     this.started = true;
-    if (this.timers) for (const j of this.jobs) j.start();
+    for (const j of this.jobs) this.startJob(j);
   }
 
   stop(): void {
@@ -109,9 +163,20 @@ export class Scheduler {
     return [...this.jobs];
   }
 
-  /** Runs the tasks with this name (every task when omitted) and waits for them. */
+  /**
+   * Runs the tasks with this name (every task when omitted) and waits for
+   * them; resolves with how many ran. A name no task has is an error that
+   * lists the names there are.
+   */
   async run(name?: string): Promise<number> {
     const picked = [...this.jobs].filter((j) => name === undefined || j.name === name);
+    if (name !== undefined && picked.length === 0) {
+      const known = [...new Set([...this.jobs].map((j) => `${j.name} (${j.owner})`))].sort();
+      throw new HostError(
+        "MAMKIT_ERR_TASK_UNKNOWN",
+        `no scheduled task is named ${JSON.stringify(name)}; the tasks are: ${known.join(", ") || "none (no loaded module schedules one)"}`,
+      );
+    }
     await Promise.all(picked.map((j) => j.run()));
     return picked.length;
   }

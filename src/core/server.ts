@@ -9,7 +9,7 @@ import { Host } from "./host.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { ModuleDefinition } from "./module.js";
 import { checkDeclared, optionPath } from "./options.js";
-import { Scheduler } from "./scheduler.js";
+import { Scheduler, type SchedulerMode } from "./scheduler.js";
 import { openStorage } from "../storage/index.js";
 import type { StorageDriver } from "../storage/types.js";
 import { Router } from "./router.js";
@@ -32,8 +32,14 @@ export interface ServerOptions {
   logger?: Logger;
   /** An already open driver (the config's `storage` is then ignored). */
   storage?: StorageDriver;
-  /** Start node-cron timers for scheduled tasks (default true; the test kit runs tasks on demand). */
+  /** false: scheduled tasks run only on demand (the same as `scheduler: "off"`). */
   timers?: boolean;
+  /**
+   * How scheduled tasks start: "cron" (default: node-cron, wall-clock time),
+   * "clock" (on `clock`'s timers: a ManualClock fires them as it advances; the
+   * test kit's choice), or "off" (only on demand).
+   */
+  scheduler?: SchedulerMode;
 }
 
 export class Server {
@@ -54,7 +60,7 @@ export class Server {
     this.config = isParsed(opts.config) ? opts.config : parseConfig(opts.config);
     this.log = opts.logger ?? createLogger({ level: this.config.logLevel });
     this.clock = opts.clock ?? systemClock;
-    this.scheduler = new Scheduler(opts.timers ?? true);
+    this.scheduler = new Scheduler(opts.scheduler ?? (opts.timers === false ? "off" : "cron"), this.clock);
     this.router = new Router(this);
     for (const def of opts.builtins ?? []) this.registry.set(def.name, def);
     this.extra = opts.modules ?? [];

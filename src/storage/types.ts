@@ -30,24 +30,28 @@ export interface KeyvalData {
  */
 export type StoredValue = unknown;
 
-/** Prosody's keyval store: one table per user (user `undefined` = the host itself). */
-export interface KeyValueStore {
-  get(user: string | undefined): Promise<KeyvalData | undefined>;
+/**
+ * Prosody's keyval store: one table per user (user `undefined` = the host
+ * itself). `T` is the table's shape as the caller stores it (not checked on
+ * read: a table another program wrote may differ).
+ */
+export interface KeyValueStore<T extends object = KeyvalData> {
+  get(user: string | undefined): Promise<T | undefined>;
   /** Replaces the user's whole table; `undefined` (or an empty object) deletes it. */
-  set(user: string | undefined, data: KeyvalData | undefined): Promise<void>;
+  set(user: string | undefined, data: T | undefined): Promise<void>;
   /** Users that have data in this store. */
   users(): Promise<string[]>;
 }
 
-/** Prosody's map store: single keys of a user's table. */
-export interface MapStore {
-  get(user: string | undefined, key: string): Promise<StoredValue | undefined>;
+/** Prosody's map store: single keys of a user's table. `V` is the values' type as the caller stores them (not checked on read). */
+export interface MapStore<V = StoredValue> {
+  get(user: string | undefined, key: string): Promise<V | undefined>;
   /** `undefined` deletes the key. */
-  set(user: string | undefined, key: string, value: StoredValue | undefined): Promise<void>;
+  set(user: string | undefined, key: string, value: V | undefined): Promise<void>;
   /** Sets several keys at once: all of them or, on failure, none (`undefined` values delete). */
-  setKeys(user: string | undefined, data: Record<string, StoredValue | undefined>): Promise<void>;
+  setKeys(user: string | undefined, data: Record<string, V | undefined>): Promise<void>;
   /** Every key/value of the user (non-string keys under NON_STRING_KEYS). */
-  getAll(user: string | undefined): Promise<KeyvalData | undefined>;
+  getAll(user: string | undefined): Promise<Record<string, V> | undefined>;
   users(): Promise<string[]>;
 }
 
@@ -159,10 +163,11 @@ export interface ArchiveStore {
   users(): Promise<string[]>;
 }
 
-export type StoreOf<K extends StoreKind> = K extends "keyval"
-  ? KeyValueStore
+/** The store of a kind; `V`: a keyval table's shape, or a map store's value type. */
+export type StoreOf<K extends StoreKind, V = never> = K extends "keyval"
+  ? KeyValueStore<[V] extends [never] ? KeyvalData : V extends object ? V : KeyvalData>
   : K extends "map"
-    ? MapStore
+    ? MapStore<[V] extends [never] ? StoredValue : V>
     : ArchiveStore;
 
 export interface StorageDriver {

@@ -2,24 +2,26 @@
 // The public test kit (`mamkit/testing`): an in-memory server, fake client
 // sessions, a manual clock, captured logs and scheduled tasks on demand.
 // No sockets, no files.
-import type { Element } from "@xmpp/xml";
 import { ManualClock } from "../core/clock.js";
 import { parseConfig } from "../core/config.js";
 import type { Host } from "../core/host.js";
 import { createLogger, type LogLevel } from "../core/logger.js";
 import type { ModuleDefinition } from "../core/module.js";
+import type { PayloadOf } from "../core/event-payloads.js";
 import { Server } from "../server.js";
-import { parseXml } from "../storage/codec.js";
 import { MemoryDriver } from "../storage/memory/driver.js";
+// (better-sqlite3 loads its native addon at the first database opened, not at import:
+// a kit on the memory driver runs without the native build)
 import { SqliteDriver } from "../storage/sqlite/driver.js";
 import type { StorageDriver } from "../storage/types.js";
-import type { Session } from "../core/session.js";
 import { xml } from "../xmpp/stanza.js";
 import { parseJid } from "../xmpp/jid.js";
+import { FakeClient, stopped } from "./client.js";
 
 const NS_SM = "urn:xmpp:sm:3";
 
 export { ManualClock, xml };
+export { FakeClient };
 
 export interface TestServerOptions {
   /** Config in the JSON file's shape. Defaults: one host "localhost", no modules. */
@@ -28,7 +30,10 @@ export interface TestServerOptions {
   modules?: readonly ModuleDefinition[];
   /** The host's clock; a ManualClock at 2026-01-01T00:00:00Z unless given. */
   clock?: ManualClock;
-  /** "memory" (default), "sqlite" (an in-memory SQLite database), or a driver. */
+  /**
+   * "memory" (default), "sqlite" (an in-memory SQLite database with Prosody's
+   * schema; better-sqlite3's native addon is loaded only then), or a driver.
+   */
   storage?: "memory" | "sqlite" | StorageDriver;
   /** Level of the captured log (default "debug"). */
   logLevel?: LogLevel;
@@ -57,6 +62,7 @@ export function createTestServer(opts: TestServerOptions = {}): TestServer {
   return new TestServer(opts);
 }
 
+
 export class TestServer {
   readonly server: Server;
   readonly clock: ManualClock;
@@ -84,7 +90,8 @@ export class TestServer {
       clock: this.clock,
       logger,
       storage,
-      timers: false,
+      // scheduled tasks and module timers run on the manual clock: `await clock.advance(ms)`
+      scheduler: "clock",
     });
   }
 
@@ -95,6 +102,7 @@ export class TestServer {
 
   /** Connects a fake client as `user@host[/resource]`. */
   connect(jid: string, opts: ConnectOptions = {}): FakeClient {
+    if (this.server.stopped) throw stopped(`connect(${JSON.stringify(jid)})`);
     const j = parseJid(jid);
     if (j.local === undefined) throw new Error(`connect: ${jid} is not user@host[/resource]`);
     const host = this.server.host(j.domain);
@@ -126,6 +134,7 @@ export class TestServer {
    * (it waits until what the old connection sent is durable).
    */
   async resume(old: FakeClient, opts: { h?: number; previd?: string } = {}): Promise<FakeClient> {
+    if (this.server.stopped) throw stopped("resume");
     const previd = opts.previd ?? old.smId;
     if (previd === undefined) throw new Error("resume: the client has no stream-management id");
     const username = old.session.jid?.local ?? old.session.authUser!;
@@ -149,9 +158,29 @@ export class TestServer {
     return client;
   }
 
-  /** Runs scheduled tasks now (those named `name`, or all); resolves with how many ran. */
+  /**
+   * Runs scheduled tasks now (those named `name`, or all); resolves with how
+   * many ran. A name no loaded module scheduled rejects, listing the names
+   * there are (see `scheduledTasks`).
+   */
   runScheduled(name?: string): Promise<number> {
+    if (this.server.stopped) return Promise.reject(stopped("runScheduled"));
     return this.server.scheduler.run(name);
+  }
+
+  /** The scheduled tasks of every host: name, owning module and node-cron expression. */
+  get scheduledTasks(): { name: string; module: string; expression: string }[] {
+    return this.server.scheduler.list().map((j) => ({ name: j.name, module: j.owner, expression: j.expression }));
+  }
+
+  /**
+   * Fires an event on a host (the first one by default), typed by the event
+   * map (EventPayloads) for the names it declares; resolves with what the
+   * first handler that answered returned (a HandlerFailure if one threw).
+   */
+  async fire<E extends string>(event: E, data: PayloadOf<E>, host?: string): Promise<unknown> {
+    if (this.server.stopped) throw stopped(`fire(${JSON.stringify(event)})`);
+    return this.host(host).events.fireAsync(event, data);
   }
 
   /** Log records at or above a pino level (e.g. 50 for errors). */
@@ -169,128 +198,5 @@ export class TestServer {
   stop(): Promise<void> {
     for (const c of this.clients) c.close();
     return this.server.stop();
-  }
-}
-
-type Waiter = { pred: (s: Element) => boolean; resolve: (s: Element) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
-
-/** A client session without a socket: what the server sends lands in `queue`. */
-export class FakeClient {
-  session!: Session;
-  /** Stanzas received and not yet taken, oldest first. */
-  readonly queue: Element[] = [];
-  /** Every stanza ever received. */
-  readonly received: Element[] = [];
-  /** Stream-level elements received (<enabled/>, <r/>, <a/>, stream errors), in order. */
-  readonly nonzas: Element[] = [];
-  /** Stanzas received on this connection, counted as XEP-0198's h (starts at the resumed h). */
-  handled = 0;
-  /** The stream-management resumption id, once enabled. */
-  smId: string | undefined;
-  /** The stream error that ended the connection, if any. */
-  streamError: Element | undefined;
-  closeReason: string | undefined;
-  /** The connection is gone (dropped or closed): nothing more arrives. */
-  disconnected = false;
-  private waiters: Waiter[] = [];
-  private nextId = 0;
-
-  readonly sink = {
-    deliver: (stanza: Element, session: Session) => {
-      if (this.disconnected) return;
-      this.session = session; // after a resumption, the resumed session writes here
-      this.handled++;
-      this.received.push(stanza);
-      const i = this.waiters.findIndex((w) => w.pred(stanza));
-      if (i >= 0) {
-        const [w] = this.waiters.splice(i, 1);
-        clearTimeout(w!.timer);
-        w!.resolve(stanza);
-      } else this.queue.push(stanza);
-    },
-    deliverNonza: (el: Element, session: Session) => {
-      if (this.disconnected) return;
-      if (el.name === "resumed") this.session = session;
-      if (el.name === "stream:error") this.streamError = el;
-      this.nonzas.push(el);
-    },
-    close: (reason: string | undefined) => {
-      this.closeReason = reason;
-      this.disconnected = true;
-    },
-  };
-
-  /** Sends `<a h/>` for what this connection handled (or the given h). */
-  ack(h = this.handled): Promise<void> {
-    return this.send(xml("a", { xmlns: NS_SM, h: String(h % 2 ** 32) }));
-  }
-
-  /** Sends `<r/>`; resolves once the server's `<a/>` (counting what is durable) is in `nonzas`. */
-  async requestAck(): Promise<void> {
-    await this.send(xml("r", { xmlns: NS_SM }));
-    await this.session.settled();
-    await new Promise<void>((r) => setImmediate(r));
-  }
-
-  /** The connection breaks: with resumable stream management the session hibernates, else it ends. */
-  drop(): void {
-    this.disconnected = true;
-    this.session.transportLost("connection dropped (test)");
-  }
-
-  get jid(): string {
-    return this.session.jid!.full;
-  }
-
-  /**
-   * Sends a stanza (an element or XML text) as this client; resolves once the
-   * server handled it and what it stored is durable (await it before looking
-   * at what arrived).
-   */
-  async send(stanza: Element | string): Promise<void> {
-    if (this.disconnected) throw new Error(`${this.session.jid?.full ?? "client"}: the connection is closed`);
-    const session = this.session;
-    const host = session.host as Host;
-    const mark = host.writeMark();
-    session.receive(typeof stanza === "string" ? parseXml(stanza) : stanza);
-    await session.idle();
-    await host.durable(mark);
-  }
-
-  /** Sends an iq (an id is added if missing) and resolves with its result or error reply. */
-  request(iq: Element | string, timeoutMs = 2000): Promise<Element> {
-    const el = typeof iq === "string" ? parseXml(iq) : iq;
-    if (el.attrs.id === undefined) el.attrs.id = `test-${++this.nextId}`;
-    const id = el.attrs.id as string;
-    const reply = this.next((s) => s.name === "iq" && s.attrs.id === id && (s.attrs.type === "result" || s.attrs.type === "error"), timeoutMs);
-    reply.catch(() => {}); // (a timeout is still the caller's: see the return)
-    return this.send(el).then(() => reply);
-  }
-
-  /** The next stanza (matching `pred`): taken from the queue, or awaited. */
-  next(pred: (s: Element) => boolean = () => true, timeoutMs = 2000): Promise<Element> {
-    const i = this.queue.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]!);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.timer !== timer);
-        reject(new Error(`${this.session.jid?.full}: no matching stanza within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiters.push({ pred, resolve, reject, timer });
-    });
-  }
-
-  /** Takes every queued stanza. */
-  take(): Element[] {
-    return this.queue.splice(0);
-  }
-
-  close(reason?: string): void {
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(new Error("client closed"));
-    }
-    this.waiters = [];
-    this.session?.close(reason);
   }
 }

@@ -93,7 +93,6 @@ describe("module loader", () => {
   });
 
   it("unloading removes hooks, timers, tasks, features, identities and filters", async () => {
-    vi.useFakeTimers();
     let timerRuns = 0;
     let taskRuns = 0;
     let filtered = 0;
@@ -101,7 +100,7 @@ describe("module loader", () => {
       m.hook("message/bare", () => undefined, 5);
       m.addFeature("urn:example:gadget");
       m.addIdentity("gadget", "thing", "Gadget");
-      m.addTimer(1000, () => {
+      m.addTimerMs(1000, () => {
         timerRuns++;
         return 1000;
       });
@@ -116,7 +115,7 @@ describe("module loader", () => {
     t = createTestServer({ config: { modules_enabled: ["disco"] }, modules: [mod] });
     const host = t.host();
     const alice = t.connect("alice@localhost/a");
-    vi.advanceTimersByTime(2500);
+    await t.clock.advance(2500);
     expect(timerRuns).toBe(2);
     expect(host.events.count("message/bare")).toBe(2);
     expect(host.disco.features).toContain("urn:example:gadget");
@@ -127,12 +126,12 @@ describe("module loader", () => {
     expect(filtered).toBe(1);
 
     expect(host.unloadModule("gadget")).toBe(true);
-    vi.advanceTimersByTime(5000);
+    await t.clock.advance(5000);
     expect(timerRuns).toBe(2);
     expect(host.events.count("message/bare")).toBe(1); // only the core delivery handler is left
     expect(host.disco.features).not.toContain("urn:example:gadget");
     expect(host.disco.identities.some((i) => i.category === "gadget")).toBe(false);
-    expect(await t.runScheduled("gadget task")).toBe(0);
+    await expect(t.runScheduled("gadget task")).rejects.toThrow('no scheduled task is named "gadget task"');
     await alice.request(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
     expect(filtered).toBe(1);
     expect(host.isLoaded("gadget")).toBe(false);

@@ -239,7 +239,7 @@ describe.each(DRIVERS)("archiving (%s)", (driver) => {
 
   it("stamps archive times from the host clock", async () => {
     t = mamServer(driver);
-    t.clock.set(Date.UTC(2026, 3, 1, 10, 0, 0));
+    await t.clock.set(Date.UTC(2026, 3, 1, 10, 0, 0));
     const alice = t.connect("alice@localhost/phone");
     await alice.send(chat("bob@localhost", "t"));
     expect((await archiveOf("bob"))[0]!.when).toBe(Date.UTC(2026, 3, 1, 10, 0, 0));

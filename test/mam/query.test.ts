@@ -24,7 +24,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
     const alice = t.connect("alice@localhost/phone");
     const bob = t.connect("bob@localhost/pc");
     for (let i = 0; i < n; i++) {
-      t.clock.set(T0 + i * 60_000);
+      await t.clock.set(T0 + i * 60_000);
       await (i % 2 === 0 ? alice : bob).send(chat(i % 2 === 0 ? "bob@localhost" : "alice@localhost", `m${i}`));
     }
     alice.take();
@@ -108,7 +108,7 @@ describe.each(DRIVERS)("MAM queries (%s)", (driver) => {
 
   it("filters by bare JID", async () => {
     const { alice } = await conversation(4);
-    t!.clock.set(T0 + 3600_000);
+    await t!.clock.set(T0 + 3600_000);
     const carol = t!.connect("carol@localhost/x");
     await carol.send(chat("alice@localhost", "from carol"));
     alice.take();

@@ -185,7 +185,7 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
             break;
           }
           case "clock":
-            t.clock.advance(o.hours * HOUR);
+            await t.clock.advance(o.hours * HOUR);
             break;
           case "fail": {
             // the next commit fails: this message's archive rows (and whatever shares the batch) are lost

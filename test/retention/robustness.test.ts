@@ -171,7 +171,7 @@ describe("smart retention robustness", () => {
     await s.settle();
     for (let i = 0; i < 5; i++) await say(carol, `m${i}`);
     await phone.ack();
-    s.clock.advance(2 * 3_600_000);
+    await s.clock.advance(2 * 3_600_000);
     const run = s.host().events.fire("smart-retention-run", {}) as Promise<unknown>;
     await new Promise((r) => setImmediate(r)); // between two batches
     await say(carol, "late");
@@ -203,7 +203,7 @@ describe("smart retention robustness", () => {
     laptop.close();
     await vi.advanceTimersByTimeAsync(1000);
     await s.settle();
-    s.clock.advance(6.9 * DAY);
+    await s.clock.advance(6.9 * DAY);
     await phone.ack();
     const run = s.host().events.fire("smart-retention-run", {}) as Promise<unknown>;
     await new Promise((r) => setImmediate(r)); // between two batches of bob's cleanup
@@ -213,7 +213,7 @@ describe("smart retention robustness", () => {
     laptop2.close();
     await say(carol, "n1");
     await phone.ack(); // the laptop is offline: it never gets n1
-    s.clock.advance(0.2 * DAY); // the laptop was seen 0.2 days ago: still active
+    await s.clock.advance(0.2 * DAY); // the laptop was seen 0.2 days ago: still active
     await s.runScheduled("smart retention cleanup");
     expect(await bodies(s)).toContain("n1");
   });
@@ -285,7 +285,7 @@ describe("smart retention robustness", () => {
     const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
     const laptop = s.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
     await s.settle();
-    s.clock.advance(2 * DAY); // longer than the client expiry, connected all along
+    await s.clock.advance(2 * DAY); // longer than the client expiry, connected all along
     await say(carol, "m1");
     await phone.ack();
     await laptop.ack();
@@ -335,7 +335,7 @@ describe("smart retention robustness", () => {
     // connected all along, at priority -1: it gets no message to the bare JID
     const laptop = server.connect("bob@localhost/laptop", { clientId: LAPTOP, streamManagement: true, presence: -1 });
     await server.settle();
-    server.clock.advance(2 * DAY);
+    await server.clock.advance(2 * DAY);
     await say(carol, "m1");
     await phone.ack();
     await server.host().events.fire("smart-retention-run", { dryRun: true, user: "nobody" }); // writes the buffered tracking
@@ -356,13 +356,13 @@ describe("smart retention robustness", () => {
     const carol = s.connect("carol@localhost/x");
     const phone = s.connect("bob@localhost/phone", { clientId: PHONE, streamManagement: true });
     await s.settle();
-    s.clock.advance(999); // archived at hh:mm:ss.999, stored as hh:mm:ss
+    await s.clock.advance(999); // archived at hh:mm:ss.999, stored as hh:mm:ss
     await say(carol, "m1");
     await phone.ack();
-    s.clock.advance(3_600_000 - 500); // 59 min 59.5 s old
+    await s.clock.advance(3_600_000 - 500); // 59 min 59.5 s old
     await s.runScheduled("smart retention cleanup");
     expect(await bodies(s)).toEqual(["m1"]);
-    s.clock.advance(1_000); // now older than an hour
+    await s.clock.advance(1_000); // now older than an hour
     await s.runScheduled("smart retention cleanup");
     expect(await bodies(s)).toEqual([]);
   });

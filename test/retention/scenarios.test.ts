@@ -222,7 +222,7 @@ describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) =>
     await phone.ack();
     await cleanup();
     expect(await archived()).toEqual(["m1"]);
-    t!.clock.advance(8 * DAY);
+    await t!.clock.advance(8 * DAY);
     const fresh = await bob(PHONE, "phone2"); // the phone is seen again; the laptop is not
     void fresh;
     await cleanup();
@@ -237,7 +237,7 @@ describe.each(["memory", "sqlite"] as const)("smart retention (%s)", (driver) =>
     await phone.ack();
     await cleanup();
     expect(await archived()).toEqual(["m1"]);
-    t!.clock.advance(DAY + 1000);
+    await t!.clock.advance(DAY + 1000);
     await cleanup();
     expect(await archived()).toEqual([]);
   });

@@ -55,7 +55,7 @@ describe("test kit", () => {
       }))],
     });
     const a = t.connect("a@localhost/1");
-    clock.advance(86_400_000);
+    await clock.advance(86_400_000);
     await a.send(xml("iq", { type: "get", id: "n" }, xml("now", { xmlns: "urn:t" })));
     expect(seen).toBe(Date.UTC(2030, 5, 2));
   });
