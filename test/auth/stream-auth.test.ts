@@ -58,7 +58,10 @@ it("after a resumption, a SASL element on the new connection is answered there",
   second.send(sasl2("bob", `<resume xmlns='urn:xmpp:sm:3' previd='${id}' h='0'/>`));
   await second.until(/<resumed /);
   second.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${b64("\0bob\0bob-password")}</auth>`);
-  await second.until(streamError("policy-violation"));
+  const got = await second.until(streamError("policy-violation"));
+  // the answer comes on the new connection, after its <resumed/>, and not on the old one
+  expect(got.slice(got.indexOf("<resumed "))).toMatch(streamError("policy-violation"));
+  expect(first.buf).not.toMatch(streamError("policy-violation"));
   await second.waitClosed();
 });
 
@@ -101,4 +104,5 @@ it("SASL2 on a host without sasl2 is policy-violation, and its abort is answered
   await c.until(/<failure xmlns="urn:xmpp:sasl:2"><aborted/);
   c.send(sasl2("carol"));
   await c.until(streamError("policy-violation"));
+  expect(c.buf).not.toContain("<success"); // carol never got in
 });

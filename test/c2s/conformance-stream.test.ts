@@ -159,6 +159,9 @@ describe("failed authentication (RFC 6120 §6.4.5)", () => {
     await c.until(/<\/stream:features>/);
     for (let n = 1; n <= 3; n++) await attempt(c, n);
     await c.until(streamError("policy-violation"));
+    // the first attempt and two retries were each answered; the stream ended after the third failure
+    expect(c.buf.match(/<not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-sasl"\/>/g)).toHaveLength(3);
+    expect(c.buf.indexOf("policy-violation")).toBeGreaterThan(c.buf.lastIndexOf("</failure>"));
   });
 
   it("an abort is not a failed attempt", async () => {

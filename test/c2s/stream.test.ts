@@ -83,6 +83,7 @@ describe("c2s stream", () => {
       `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${b64("\0alice\0alice-password")}</initial-response><user-agent id='my-phone'/></authenticate>`,
     );
     await c.until(/<failure xmlns="urn:xmpp:sasl:2"><malformed-request xmlns="urn:ietf:params:xml:ns:xmpp-sasl"\/><text>the user-agent id must be a UUID/);
+    expect(c.buf).not.toContain("<success"); // refused, although the password was right
     c.end();
   });
 
@@ -103,8 +104,10 @@ describe("c2s stream", () => {
 
   it("closes an unauthenticated stream after c2s_timeout with connection-timeout", async () => {
     const c = await open({ c2s_timeout: 1 });
+    const t0 = Date.now();
     c.send(header());
     await c.until(/<connection-timeout xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/, 40_000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900); // not before c2s_timeout (1 s)
     await c.waitClosed();
   }, 45_000);
 
@@ -115,6 +118,8 @@ describe("c2s stream", () => {
     await run!.server.close();
     await c.until(/<system-shutdown xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
     await c.waitClosed();
+    // the stream error, then the stream's end, before the socket closed
+    expect(c.buf).toMatch(/<system-shutdown xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/><\/stream:error><\/stream:stream>$/);
   });
 });
 

@@ -162,6 +162,12 @@ describe("end to end with @xmpp/client", () => {
     await alice.start();
     await alice.write(`<message to='bob@localhost'><body>${"x".repeat(300 * 1024)}</body></message>`);
     await waitFor(() => errors.find((e) => e.condition === "policy-violation"));
+    // refused before it was routed: neither archive holds it
+    const archive = run.server.host("localhost").openStore("archive", "archive");
+    for (const user of ["alice", "bob"]) {
+      const bodies = (await archive.find(user)).items.map((i) => i.stanza.getChildText("body") ?? "");
+      expect(bodies.filter((b) => b.startsWith("xxxxxxxx"))).toEqual([]);
+    }
     await alice.stop().catch(() => {});
   });
 
@@ -173,6 +179,9 @@ describe("end to end with @xmpp/client", () => {
     await alice.start();
     await alice.write("<message><body>oops</bod></message>");
     await waitFor(() => errors.find((e) => e.condition === "not-well-formed"));
+    // nothing of the malformed stanza was archived
+    const items = (await run.server.host("localhost").openStore("archive", "archive").find("alice")).items;
+    expect(items.map((i) => i.stanza.getChildText("body"))).not.toContain("oops");
     await alice.stop().catch(() => {});
   });
 });

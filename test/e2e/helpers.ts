@@ -23,6 +23,16 @@ export const MODULES = ["saslauth", "sasl2", "bind2", "roster", "presence", "dis
 
 export async function startServer(extra: Record<string, unknown> = {}): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), "mamkit-e2e-"));
+  try {
+    return await serveIn(dir, extra);
+  } catch (err) {
+    // a server that could not start (a bad `ssl`, say) leaves no folder behind
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function serveIn(dir: string, extra: Record<string, unknown>): Promise<Running> {
   const server = new Server({
     config: {
       storage: { driver: "sqlite", database: join(dir, "db.sqlite") },
@@ -36,7 +46,13 @@ export async function startServer(extra: Record<string, unknown> = {}): Promise<
     },
     logger: createLogger({ level: (process.env.MAMKIT_TEST_LOG as "debug") ?? "silent" }),
   });
-  const listening = await server.listen();
+  let listening: Addresses;
+  try {
+    listening = await server.listen();
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
   for (const [host, users] of [["localhost", ["alice", "bob"]], ["legacy.localhost", ["carol"]]] as const) {
     const accounts = server.accounts(host);
     for (const u of users) if (!(await accounts.exists(u))) await accounts.create(u, `${u}-password`);
@@ -47,8 +63,12 @@ export async function startServer(extra: Record<string, unknown> = {}): Promise<
     tcp: `xmpp://127.0.0.1:${listening.c2s[0]!.port}`,
     ws: `ws://127.0.0.1:${listening.websocket[0]!.port}/xmpp-websocket`,
     async stop() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
+      // the folder goes even when a test closed the listeners itself or stopping fails
+      try {
+        await server.stop();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -53,17 +53,16 @@ export async function expectChecksPass(script: string, tcp: string, expected: st
     "--domain", "localhost",
     "--alice", "alice:alice-password",
     "--bob", "bob:bob-password",
-    "--debug", // the XML exchanged goes to stderr, printed below on failure
+    "--debug", // the XML exchanged goes to stderr, shown in the assertion message on failure
   ]);
   const lines = out.stdout.split("\n");
   const failed = lines.filter((l) => l.startsWith("FAIL"));
   const passed = new Set(lines.filter((l) => l.startsWith("ok ")).map((l) => l.slice(3).split(" ")[0]));
   const missing = expected.filter((n) => !passed.has(n));
-  if (out.code !== 0 || failed.length > 0 || missing.length > 0) {
-    console.log(`${script} exited with ${out.code ?? out.signal}\n--- stdout\n${out.stdout}\n--- stderr (XML log)\n${out.stderr}`);
-  }
-  expect(failed).toEqual([]);
-  expect(missing).toEqual([]);
-  expect(out.signal).toBeNull();
-  expect(out.code).toBe(0);
+  // on failure, the assertion's message carries the script's output and its XML log
+  const transcript = `${script} exited with ${out.code ?? out.signal}\n--- stdout\n${out.stdout}\n--- stderr (XML log)\n${out.stderr}`;
+  expect(failed, transcript).toEqual([]);
+  expect(missing, transcript).toEqual([]);
+  expect(out.signal, transcript).toBeNull();
+  expect(out.code, transcript).toBe(0);
 }

@@ -96,9 +96,9 @@ describe("test kit", () => {
     expect(t.host().fullSessions.get("a@localhost/same")).toBe(second.session);
   });
 
-  it("the README shows the example test exactly as it runs", () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  it("docs/testing.md shows the example test exactly as it runs", () => {
+    const doc = readFileSync(new URL("../../docs/testing.md", import.meta.url), "utf8");
     const example = readFileSync(new URL("../readme-example.test.ts", import.meta.url), "utf8");
-    expect(readme).toContain(example.trim());
+    expect(doc).toContain(example.trim());
   });
 });
