@@ -1,0 +1,34 @@
+// `mamkit serve`: runs the server until SIGINT/SIGTERM, which close every
+// stream with system-shutdown. On SQLite it holds the serve lock next to the
+// database while it runs (see ../lock.ts), for deluser's "in use" warning.
+import { listen } from "../../c2s/listeners.js";
+import { loadConfigFile } from "../../core/config.js";
+import { Server } from "../../server.js";
+import { type CommandContext, EXIT_OK } from "../args.js";
+import { holdServeLock, type ServeLock } from "../lock.js";
+
+export async function serve(ctx: CommandContext): Promise<number> {
+  const server = new Server({ config: loadConfigFile(ctx.config) });
+  let lock: ServeLock | undefined;
+  let listening: Awaited<ReturnType<typeof listen>>;
+  try {
+    lock = holdServeLock(server.config.storage);
+    if (lock) server.log.debug({ lock: lock.path }, "holding the serve lock");
+    listening = await listen(server);
+  } catch (err) {
+    lock?.release();
+    await server.stop();
+    throw err;
+  }
+  return new Promise((resolve) => {
+    const stop = async (signal: string) => {
+      server.log.info({ signal }, "shutting down");
+      await listening.close();
+      await server.stop();
+      lock?.release();
+      resolve(EXIT_OK);
+    };
+    process.once("SIGINT", () => void stop("SIGINT"));
+    process.once("SIGTERM", () => void stop("SIGTERM"));
+  });
+}
