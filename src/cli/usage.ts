@@ -63,20 +63,24 @@ ${configLine}
   -y, --yes           delete without asking`,
   },
   retention: {
-    options: [CONFIG, { name: "dry-run", short: "n" }, { name: "user", short: "u", value: true }, HELP],
+    options: [CONFIG, { name: "dry-run", short: "n" }, { name: "user", short: "u", value: true }, { name: "json" }, HELP],
     args: { min: 0, max: 1 },
-    usage: `usage: mamkit retention --dry-run [-c FILE] [-u JID]
-       mamkit retention run [-c FILE] [-u JID]
+    usage: `usage: mamkit retention --dry-run [-c FILE] [-u JID] [--json]
+       mamkit retention run [-c FILE] [-u JID] [--json]
 
---dry-run shows, per user and client, what smart retention would delete and
-why (acknowledged positions, first seen, last seen).
+--dry-run shows, per user, what smart retention would delete and why: each
+client's acknowledged positions, first and last seen; the user's archive in
+runs of messages that would go or stay, with the rule that decides, their
+positions, ids and dates; and the user's recent sessions that were not
+tracked, and why.
 run runs a cleanup now (a progress bar on a terminal). Beside a running
 server it cannot see connected clients, so it forgets no client for
 smart_retention_client_expiry (the server's own cleanup does that).
 
 ${configLine}
   -n, --dry-run       delete nothing: explain
-  -u, --user JID      only this user`,
+  -u, --user JID      only this user (an unknown account or host is an error)
+      --json          print one JSON document instead of text`,
   },
   check: {
     options: [CONFIG, HELP],
@@ -107,7 +111,7 @@ commands:
   adduser JID            create an account (the password is asked, or read from standard input)
   passwd JID             change an account's password (the same way)
   deluser [-y] JID       delete an account with its archive and all its data
-  retention --dry-run [-u JID]
+  retention --dry-run [-u JID] [--json]
                          show per user what smart retention would delete, and why
   retention run [-u JID] run a smart retention cleanup now
   check                  check the config file: keys, types, module options, module loading
