@@ -12,8 +12,13 @@ export async function serve(ctx: CommandContext): Promise<number> {
   let lock: ServeLock | undefined;
   let listening: Awaited<ReturnType<typeof listen>>;
   try {
-    lock = holdServeLock(server.config.storage);
-    if (lock) server.log.debug({ lock: lock.path }, "holding the serve lock");
+    try {
+      lock = holdServeLock(server.config.storage);
+      if (lock) server.log.debug({ lock: lock.path }, "holding the serve lock");
+    } catch (err) {
+      // (only a warning is lost: deluser will not see this server)
+      server.log.warn({ err }, "could not take the serve lock next to the database; mamkit deluser will not know this server uses it");
+    }
     listening = await listen(server);
   } catch (err) {
     lock?.release();
