@@ -6,7 +6,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    // main reports its own failures; this is only for one it could not catch
+    process.stderr.write(`mamkit: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
   },
 );

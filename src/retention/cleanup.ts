@@ -6,8 +6,10 @@ import type { Logger } from "../core/logger.js";
 import type { HostView } from "../core/module.js";
 import type { Session } from "../core/session.js";
 import type { ArchiveStore } from "../storage/types.js";
+import { type Explanation, explain } from "./explain.js";
 import { decide, type Strategy } from "./policy.js";
 import type { ClientRecord, Tracker, Transactions } from "./tracking.js";
+import type { UntrackedLog } from "./untracked.js";
 
 export interface CleanupOptions {
   dryRun?: boolean;
@@ -21,6 +23,12 @@ export interface CleanupOptions {
    * connected to a running server: one connected but idle would look expired.
    */
   keepClients?: boolean;
+  /**
+   * With dryRun: explain every message of each user (UserReport.explanation),
+   * and report users known only for untracked sessions too. Reads the whole
+   * archive of each user: for the CLI, not for a schedule.
+   */
+  explain?: boolean;
 }
 
 export interface ClientReport {
@@ -38,11 +46,15 @@ export interface UserReport {
   /** Messages deleted (or, in a dry run, that would be). */
   deleted: number;
   error?: string;
+  /** With `explain` (dry run): why each message would go or stay. */
+  explanation?: Explanation;
 }
 
 export interface CleanupReport {
   host: string;
   strategy: Strategy;
+  /** smart_retention_min, seconds (0: none). */
+  minAge: number;
   dryRun: boolean;
   deleted: number;
   users: UserReport[];
@@ -62,6 +74,8 @@ export interface SweepContext {
   /** smart_retention_client_expiry (or archive_expires_after), seconds. */
   clientExpiry: number;
   batchSize: number;
+  /** Sessions that could not be tracked, for explanations. */
+  untracked?: UntrackedLog;
   now(): number;
   log: Logger;
   /** A sweep that deleted (not a dry run) finished. */
@@ -74,7 +88,9 @@ export function cleanupSweep(c: SweepContext): (opts?: CleanupOptions) => Promis
   let running: Promise<CleanupReport> | undefined;
 
   /** Fills `report` as it goes, so that a failure part-way still reports what was deleted. */
-  async function cleanupUser(user: string, now: number, dryRun: boolean, keepClients: boolean, report: UserReport): Promise<void> {
+  async function cleanupUser(user: string, now: number, opts: CleanupOptions, report: UserReport): Promise<void> {
+    const dryRun = opts.dryRun === true;
+    const keepClients = opts.keepClients === true;
     const generation = tracker.generation(user);
     // A client connected now (or hibernating, resumable) is seen now, however long ago it last
     // acknowledged a message: one that receives nothing for a while must not look expired.
@@ -97,6 +113,10 @@ export function cleanupSweep(c: SweepContext): (opts?: CleanupOptions) => Promis
     const end = minAge > 0 ? now - minAge * 1000 - 1000 : undefined;
     const intervals = d.deletable.intervals;
     if (dryRun) {
+      if (opts.explain) {
+        const untracked = (await c.untracked?.recent(user)) ?? [];
+        report.explanation = await explain({ archive, user, records, decision: d, strategy, end, untracked });
+      }
       for (const [a, b] of intervals) {
         // (a total would count the whole archive: totals ignore position bounds)
         const q = { afterPos: a - 1, beforePos: b + 1 };
@@ -149,13 +169,17 @@ export function cleanupSweep(c: SweepContext): (opts?: CleanupOptions) => Promis
     const started = Date.now();
     const now = c.now();
     await tracker.flush();
-    const users = opts.user !== undefined ? [opts.user] : await tracker.users();
-    const report: CleanupReport = { host: host.name, strategy, dryRun: opts.dryRun === true, deleted: 0, users: [], ms: 0 };
+    let users = opts.user !== undefined ? [opts.user] : await tracker.users();
+    if (opts.user === undefined && opts.dryRun && opts.explain && c.untracked) {
+      // (explained users: also those with untracked sessions only, in a stable order)
+      users = [...new Set([...users, ...(await c.untracked.users())])].sort();
+    }
+    const report: CleanupReport = { host: host.name, strategy, minAge, dryRun: opts.dryRun === true, deleted: 0, users: [], ms: 0 };
     let done = 0;
     for (const user of users) {
       const r: UserReport = { user, clients: [], deleted: 0 };
       try {
-        await cleanupUser(user, now, opts.dryRun === true, opts.keepClients === true, r);
+        await cleanupUser(user, now, opts, r);
       } catch (err) {
         c.log.error({ err, user }, "smart retention cleanup failed for a user; going on");
         r.error = (err as Error).message;

@@ -14,8 +14,11 @@ import { isClientId, type Session } from "../core/session.js";
 import { IntervalSet } from "./intervals.js";
 import { cleanupSweep, type CleanupOptions, type CleanupReport } from "./cleanup.js";
 import { Tracker } from "./tracking.js";
+import { UntrackedLog } from "./untracked.js";
 
 export type { CleanupOptions, CleanupReport, ClientReport, UserReport } from "./cleanup.js";
+export type { Explanation, MessageRef, Reason, Run } from "./explain.js";
+export type { UntrackedReason, UntrackedSession } from "./untracked.js";
 
 
 declare module "../core/event-payloads.js" {
@@ -129,7 +132,30 @@ export default defineModule(
       return undefined;
     });
 
+    // Sessions that cannot be tracked, remembered for `mamkit retention --dry-run` (untracked.ts):
+    // one without a usable client id when it binds, one with an id but no stream management when it ends.
+    const untracked = new UntrackedLog(module.openStore("mam_smart_retention_untracked", "keyval"), (err: unknown) =>
+      module.log.warn({ err }, "could not save the list of untracked sessions"),
+    );
+    module.hook("resource-bind", ({ session }: { session: Session }) => {
+      const jid = session.jid;
+      if (!jid?.local || jid.resource === undefined || isClientId(session.clientId)) return undefined;
+      untracked.add(jid.local, {
+        resource: jid.resource,
+        at: module.clock.now(),
+        ...(session.clientId === undefined ? { reason: "no-client-id" } : { reason: "bad-client-id", clientId: session.clientId }),
+      });
+      return undefined;
+    });
+    module.hook("resource-unbind", ({ session }: { session: Session }) => {
+      const jid = session.jid;
+      if (!jid?.local || jid.resource === undefined || !isClientId(session.clientId) || tracked(session)) return undefined;
+      untracked.add(jid.local, { resource: jid.resource, at: module.clock.now(), reason: "no-stream-management" });
+      return undefined;
+    });
+
     module.hook("user-deleted", async ({ username }: { username: string }) => {
+      await untracked.forgetUser(username);
       await tracker.forgetUser(username);
       return undefined;
     });
@@ -145,6 +171,7 @@ export default defineModule(
       minAge,
       clientExpiry,
       batchSize,
+      untracked,
       now: () => module.clock.now(),
       log: module.log,
       cleaned: (report) => module.fire("smart-retention-cleanup", report),
@@ -156,7 +183,10 @@ export default defineModule(
     // for the CLI and embedders: fire("smart-retention-run", options) → Promise<CleanupReport>
     module.hook("smart-retention-run", (opts: CleanupOptions | undefined) => run(opts ?? {}));
     module.onUnload(() =>
-      tracker.flush().catch((err: unknown) => module.log.error({ err }, "could not save delivery tracking at unload")),
+      Promise.all([
+        tracker.flush().catch((err: unknown) => module.log.error({ err }, "could not save delivery tracking at unload")),
+        untracked.flush().catch((err: unknown) => module.log.warn({ err }, "could not save the list of untracked sessions at unload")),
+      ]).then(() => undefined),
     );
   },
   {
