@@ -3,10 +3,13 @@
 // feature; this is where the two meet: the network listeners and the account
 // store are attached here.
 import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
 import { Accounts } from "./auth/accounts.js";
 import { builtinModules } from "./builtins.js";
 import { type ListenOptions, type Listening, listen } from "./c2s/listeners.js";
+import { type Config, loadConfigFile, parseConfig } from "./core/config.js";
 import { HostError } from "./core/errors.js";
+import { loadPlugins } from "./core/plugins.js";
 import { Server as CoreServer, type ServerOptions } from "./core/server.js";
 import { parseJid } from "./xmpp/jid.js";
 
@@ -42,6 +45,26 @@ export class Server extends CoreServer {
 
   constructor(opts: ServerOptions) {
     super({ ...opts, builtins: opts.builtins ?? builtinModules });
+  }
+
+  /**
+   * Builds a server after loading, from the config's `plugin_paths`, the
+   * modules it enables that are neither built in nor in `opts.modules`
+   * (importing them is asynchronous, which the constructor cannot be).
+   */
+  static async create(opts: ServerOptions): Promise<Server> {
+    const config = opts.config instanceof Object && "hosts" in opts.config && opts.config.hosts instanceof Map
+      ? (opts.config as Config)
+      : parseConfig(opts.config);
+    const builtins = opts.builtins ?? builtinModules;
+    const known = new Set([...builtins, ...(opts.modules ?? [])].map((d) => d.name));
+    const plugins = await loadPlugins(config, pluginFolders(config), known);
+    return new Server({ ...opts, config, builtins: [...builtins, ...plugins] });
+  }
+
+  /** `Server.create` from a JSON config file (paths in it are relative to its folder). */
+  static fromFile(path: string, opts: Omit<ServerOptions, "config"> = {}): Promise<Server> {
+    return Server.create({ ...opts, config: loadConfigFile(path) });
   }
 
   /**
@@ -133,6 +156,12 @@ export class Server extends CoreServer {
   }
 }
 
+/** A server from a config whose modules are all built in or given (see `Server.create` for plugin_paths). */
 export function createServer(opts: ServerOptions): Server {
   return new Server(opts);
+}
+
+function pluginFolders(config: Config): readonly string[] {
+  const c = config as Config & { pluginPaths?: readonly string[] };
+  return c.pluginPaths ?? ((c.global.plugin_paths as string[] | undefined) ?? []).map((p) => resolve(p));
 }

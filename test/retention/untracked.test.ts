@@ -51,7 +51,7 @@ describe("untracked sessions", () => {
     const t = setup();
     for (let i = 0; i < KEEP + 3; i++) {
       t.connect(`bob@localhost/r${i}`).close();
-      t.clock.advance(1000);
+      await t.clock.advance(1000);
     }
     await t.settle();
     let report = (await t.host().events.fire("smart-retention-run", { dryRun: true, explain: true })) as CleanupReport;

@@ -1,5 +1,4 @@
 // `mamkit adduser | passwd | deluser JID`.
-import { Accounts } from "../../auth/accounts.js";
 import { loadConfigFile } from "../../core/config.js";
 import { createLogger } from "../../core/logger.js";
 import { Server } from "../../server.js";
@@ -35,11 +34,11 @@ export async function account(ctx: CommandContext): Promise<number> {
       );
     }
   }
-  const server = new Server({ config, logger: createLogger({ level: "warn" }), timers: false });
+  const server = await Server.create({ config, logger: createLogger({ level: "warn" }), timers: false });
   try {
     const host = server.hosts.get(jid.domain);
     if (!host) throw new CliError(`${jid.domain} is not a host in ${ctx.config}`);
-    const accounts = new Accounts(host);
+    const accounts = server.accounts(host.name);
     const user = jid.local;
     if (command === "deluser") {
       if (!(await accounts.exists(user))) throw new CliError(`no account ${jid.bare}`);
@@ -48,7 +47,7 @@ export async function account(ctx: CommandContext): Promise<number> {
         const ok = await confirm(`Delete ${jid.bare} and all its data (archive of ${count} message(s), roster, prefs, retention tracking, ...)?`);
         if (!ok) throw new CliError(`${jid.bare} not deleted`);
       }
-      await host.deleteUser(user);
+      await accounts.delete(user);
       process.stdout.write(`deleted ${jid.bare} and all its data\n`);
       return EXIT_OK;
     }

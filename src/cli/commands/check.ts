@@ -19,7 +19,7 @@ export async function check(ctx: CommandContext): Promise<number> {
       },
     },
   });
-  const server = new Server({ config, logger, storage: new MemoryDriver(), timers: false });
+  const server = await Server.create({ config, logger, storage: new MemoryDriver(), timers: false });
   const hosts = [...server.hosts.values()].map((h) => `${h.name} (${[...h.modules.keys()].join(", ") || "no modules"})`);
   await server.stop();
   for (const w of warnings) process.stderr.write(`mamkit check: warning: ${w}\n`);

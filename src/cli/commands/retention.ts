@@ -35,7 +35,7 @@ export async function retention(ctx: CommandContext): Promise<number> {
   if (run && dryRun) throw usageError("use --dry-run or run, not both");
   if (!run && !dryRun) throw usageError("use --dry-run, or run");
   const only = userOption(ctx);
-  const server = new Server({ config: loadConfigFile(ctx.config), logger: createLogger({ level: "warn" }), timers: false });
+  const server = await Server.fromFile(ctx.config, { logger: createLogger({ level: "warn" }), timers: false });
   try {
     let hosts: Host[];
     if (only) {

@@ -1,16 +1,13 @@
 // `mamkit serve`: runs the server until SIGINT/SIGTERM, which close every
 // stream with system-shutdown. On SQLite it holds the serve lock next to the
 // database while it runs (see ../lock.ts), for deluser's "in use" warning.
-import { listen } from "../../c2s/listeners.js";
-import { loadConfigFile } from "../../core/config.js";
 import { Server } from "../../server.js";
 import { type CommandContext, EXIT_OK } from "../args.js";
 import { holdServeLock, type ServeLock } from "../lock.js";
 
 export async function serve(ctx: CommandContext): Promise<number> {
-  const server = new Server({ config: loadConfigFile(ctx.config) });
+  const server = await Server.fromFile(ctx.config);
   let lock: ServeLock | undefined;
-  let listening: Awaited<ReturnType<typeof listen>>;
   try {
     try {
       lock = holdServeLock(server.config.storage);
@@ -19,7 +16,7 @@ export async function serve(ctx: CommandContext): Promise<number> {
       // (only a warning is lost: deluser will not see this server)
       server.log.warn({ err }, "could not take the serve lock next to the database; mamkit deluser will not know this server uses it");
     }
-    listening = await listen(server);
+    await server.listen(); // "server started" is logged once every listener is bound
   } catch (err) {
     lock?.release();
     await server.stop();
@@ -28,7 +25,6 @@ export async function serve(ctx: CommandContext): Promise<number> {
   return new Promise((resolve) => {
     const stop = async (signal: string) => {
       server.log.info({ signal }, "shutting down");
-      await listening.close();
       await server.stop();
       lock?.release();
       resolve(EXIT_OK);
