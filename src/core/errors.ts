@@ -48,7 +48,7 @@ export class ConfigError extends HostError {
 
 export function describe(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
-  if (Array.isArray(v)) return "an array";
+  if (Array.isArray(v)) return "a list";
   if (v === null) return "null";
   if (typeof v === "object") return "an object";
   return String(v);
