@@ -47,7 +47,9 @@ describe("mamkit check", () => {
     const p = config("broken.json", "{ hosts: ");
     const r = mamkit("check", "--config", p);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`config: ${p} is not valid JSON`);
+    expect(r.err).toBe(`config: ${p}:1:3: not valid JSON: expected a key in double quotes\n`);
+    const q = config("comma.json", '{\n  "storage": "memory",\n  "c2s_ports": [5222]\n  "hosts": { "x": {} }\n}\n');
+    expect(mamkit("check", "--config", q).err).toBe(`config: ${q}:3:22: not valid JSON: expected ',' or '}' after this value\n`);
   });
 
   it("warns about unknown keys but passes", () => {

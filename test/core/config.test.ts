@@ -85,7 +85,7 @@ describe("loadConfigFile", () => {
       expect((e as Error).message).toContain("/nonexistent/mamkit.json");
     }
     const bad = file('{"hosts": {');
-    expect(() => loadConfigFile(bad)).toThrow(`config: ${bad} is not valid JSON`);
+    expect(() => loadConfigFile(bad)).toThrow(`config: ${bad}:1:11: not valid JSON: an object opened here has no closing '}'`);
   });
 
   it("the shipped config.example.json is valid and starts a server", async () => {
