@@ -1,60 +1,154 @@
 // The JSON config: Prosody's vocabulary. Core keys are checked here with zod;
 // module options are checked against each module's declarations when the
 // server starts (see server.ts). Unknown keys are warnings, not errors.
+//
+// Every error is a ConfigError in our words: the full key path, what was
+// expected, what was there. zod's own messages never reach the user: each
+// schema below says what it expects, and `issueExpected` words the rest.
+//
+// Paths in the config (the database, certificates, plugin_paths) are relative
+// to the config file's folder, as in Prosody; `parseConfig` without a file
+// takes the working directory (or `baseDir`).
 import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
-import { ConfigError, HostError } from "./errors.js";
+import { closestName, ConfigError, HostError } from "./errors.js";
+import { describeRange, type NumberRange } from "./options.js";
 import { parseJid } from "../xmpp/jid.js";
 import type { StorageConfig } from "../storage/types.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-const DRIVERS = ["memory", "sqlite"] as const;
+
+const oneOf = (values: readonly unknown[]) => `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`;
+
+/** A number schema that, whatever fails (type, integer, bound), expects the whole range. */
+function numberIn(r: NumberRange, what = describeRange(r)) {
+  const error = { error: () => what };
+  let s = z.number(error);
+  if (r.integer) s = s.int(error);
+  if (r.min !== undefined) s = s.min(r.min, error);
+  if (r.max !== undefined) s = s.max(r.max, error);
+  return s;
+}
+
+const nonEmpty = (what: string) => z.string({ error: () => what }).min(1, { error: () => what });
+const oneOfThese = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: () => oneOf(values) });
+const flag = z.boolean({ error: () => "true or false" });
+
+/**
+ * An object with exactly these keys. `name` says whose keys they are in the
+ * message about a key it does not take; `what` is what a non-object gets.
+ */
+function closed<S extends z.ZodRawShape>(name: string, shape: S, what = "an object") {
+  const keys = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === "unrecognized_keys") return unknownKey(iss.keys[0]!, name, keys);
+      if (iss.code === "invalid_type") return what;
+      return undefined;
+    },
+  });
+}
+
+function unknownKey(key: string, name: string, keys: readonly string[]): string {
+  const close = closestName(key, keys);
+  return `no ${JSON.stringify(key)} here${close === undefined ? "" : ` (did you mean ${JSON.stringify(close)}?)`}: ${name} takes ${keys.join(", ")}`;
+}
 
 /** Group commit (see storage/group-commit.ts): how long a batch may wait, and how large it may grow. */
 const commitKeys = {
-  commit_delay_ms: z.number().int().min(0).max(1000).optional(),
-  commit_max_writes: z.number().int().min(1).max(100000).optional(),
+  commit_delay_ms: numberIn({ integer: true, min: 0, max: 1000 }).optional(),
+  commit_max_writes: numberIn({ integer: true, min: 1, max: 100000 }).optional(),
 };
 
-const storageSchema = z.union([
-  z.enum(DRIVERS),
-  z.strictObject({ driver: z.literal("memory"), ...commitKeys }),
-  z.strictObject({
-    driver: z.literal("sqlite"),
-    database: z.string().min(1).optional(),
-    synchronous: z.enum(["full", "normal"]).optional(),
-    ...commitKeys,
-  }),
-]);
+/**
+ * The storage drivers: the object form's keys for each (`driver` included),
+ * and how it becomes a StorageConfig. A new driver is one more entry.
+ */
+const STORAGE_DRIVERS = {
+  memory: {
+    keys: { driver: z.literal("memory"), ...commitKeys },
+    config: (s: { commit_delay_ms?: number; commit_max_writes?: number }, _baseDir: string): StorageConfig => ({
+      driver: "memory",
+      ...commitOptions(s),
+    }),
+  },
+  sqlite: {
+    keys: {
+      driver: z.literal("sqlite"),
+      database: nonEmpty("a file name (a non-empty string)").optional(),
+      synchronous: oneOfThese(["full", "normal"]).optional(),
+      ...commitKeys,
+    },
+    config: (
+      s: { database?: string; synchronous?: "full" | "normal"; commit_delay_ms?: number; commit_max_writes?: number },
+      baseDir: string,
+    ): StorageConfig => ({
+      driver: "sqlite",
+      database: resolveDatabase(s.database ?? DEFAULT_SQLITE_DATABASE, baseDir),
+      synchronous: s.synchronous ?? "full",
+      ...commitOptions(s),
+    }),
+  },
+} as const;
+type DriverName = keyof typeof STORAGE_DRIVERS;
+const DRIVER_NAMES = Object.keys(STORAGE_DRIVERS) as DriverName[];
+const driverSchemas = new Map(
+  DRIVER_NAMES.map((d) => [d, closed(`storage with driver ${JSON.stringify(d)}`, STORAGE_DRIVERS[d].keys)] as const),
+);
 
-const moduleList = z.array(z.string().regex(/^[a-z0-9_]+$/, "a module name (lower-case letters, digits, _)"));
+function commitOptions(s: { commit_delay_ms?: number; commit_max_writes?: number }) {
+  return {
+    ...(s.commit_delay_ms !== undefined && { commitDelayMs: s.commit_delay_ms }),
+    ...(s.commit_max_writes !== undefined && { commitMaxWrites: s.commit_max_writes }),
+  };
+}
+
+const moduleName = z
+  .string({ error: () => "a string" })
+  .regex(/^[a-z0-9_]+$/, { error: () => "a module name (lower-case letters, digits, _)" });
+const moduleList = z.array(moduleName, { error: () => "a list of module names" });
 
 /** Keys every section may carry (the host sections override the global one). */
 const sharedKeys = {
   modules_enabled: moduleList.optional(),
   modules_disabled: moduleList.optional(),
-  authentication: z.enum(["internal_hashed", "none"]).optional(),
-  c2s_require_encryption: z.boolean().optional(),
-  allow_unencrypted_plain_auth: z.boolean().optional(),
-  sasl_max_retries: z.number().int().min(2).max(5).optional(),
-  ssl: z.strictObject({ certificate: z.string().min(1), key: z.string().min(1) }).optional(),
+  authentication: oneOfThese(["internal_hashed", "none"]).optional(),
+  c2s_require_encryption: flag.optional(),
+  allow_unencrypted_plain_auth: flag.optional(),
+  sasl_max_retries: numberIn({ integer: true, min: 2, max: 5 }).optional(),
+  ssl: closed(
+    "ssl",
+    { certificate: nonEmpty("a file name (a non-empty string)"), key: nonEmpty("a file name (a non-empty string)") },
+    'an object { "certificate": FILE, "key": FILE }',
+  ).optional(),
 };
 
-const port = z.number().int().min(0).max(65535);
-const seconds = z.number().positive();
+const port = numberIn({ integer: true, min: 0, max: 65535 });
+const seconds = numberIn({ min: 0 }, "a number of seconds greater than 0").positive({
+  error: () => "a number of seconds greater than 0",
+});
+const list = <T extends z.ZodType>(item: T, what: string) => z.array(item, { error: () => what });
 
 const globalSchema = z.looseObject({
-  log: z.strictObject({ level: z.enum(LOG_LEVELS).optional() }).optional(),
-  storage: storageSchema.optional(),
-  interfaces: z.array(z.string().min(1)).optional(),
-  c2s_ports: z.array(port).optional(),
-  websocket_ports: z.array(port).optional(),
-  c2s_stanza_size_limit: z.number().int().min(1024).optional(),
+  log: closed("log", { level: oneOfThese(LOG_LEVELS).optional() }).optional(),
+  // checked by `parseStorage`, which picks the schema by driver
+  storage: z.unknown().optional(),
+  interfaces: list(nonEmpty('an address (a non-empty string, "*" for all)'), "a list of addresses").optional(),
+  c2s_ports: list(port, "a list of port numbers").optional(),
+  websocket_ports: list(port, "a list of port numbers").optional(),
+  c2s_stanza_size_limit: numberIn({ integer: true, min: 1024 }).optional(),
   c2s_timeout: seconds.optional(),
   c2s_read_timeout: seconds.optional(),
-  c2s_tcp_keepalives: z.boolean().optional(),
-  consider_websocket_secure: z.boolean().optional(),
-  hosts: z.record(z.string(), z.looseObject({ ...sharedKeys })).optional(),
+  c2s_tcp_keepalives: flag.optional(),
+  consider_websocket_secure: flag.optional(),
+  plugin_paths: list(nonEmpty("a folder (a non-empty string)"), "a list of folders").optional(),
+  hosts: z
+    .record(z.string(), z.looseObject({ ...sharedKeys }, { error: () => "an object of options for this host" }), {
+      error: () => 'an object { "domain": { ...options } }',
+    })
+    .optional(),
   ...sharedKeys,
 });
 
@@ -71,6 +165,7 @@ export const GLOBAL_ONLY_KEYS = new Set([
   "c2s_read_timeout",
   "c2s_tcp_keepalives",
   "consider_websocket_secure",
+  "plugin_paths",
 ]);
 /** Keys the core itself reads. */
 export const CORE_KEYS = new Set([...GLOBAL_ONLY_KEYS, ...Object.keys(sharedKeys)]);
@@ -78,31 +173,51 @@ export const CORE_KEYS = new Set([...GLOBAL_ONLY_KEYS, ...Object.keys(sharedKeys
 export type { StorageConfig };
 
 export interface Config {
-  /** The global section, as written (module options included). */
+  /**
+   * The global section as written (module options included), except that
+   * its paths (`storage.database`, `ssl`, `plugin_paths`) are absolute.
+   */
   readonly global: Readonly<Record<string, unknown>>;
-  /** Per-host sections, keyed by normalised domain. */
+  /** Per-host sections, keyed by normalised domain; their `ssl` paths are absolute. */
   readonly hosts: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   readonly storage: StorageConfig;
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** The folder relative paths were resolved against: the config file's (absolute). */
+  readonly baseDir: string;
+  /** `plugin_paths`: folders searched for modules that are not built in (absolute; default none). */
+  readonly pluginPaths: readonly string[];
 }
 
+export interface ParseConfigOptions {
+  /** The folder relative paths in the config are taken from (default: the working directory). */
+  baseDir?: string;
+}
+
+/** The default SQLite file, relative to the config's folder. */
 export const DEFAULT_SQLITE_DATABASE = "data/mamkit.sqlite";
 
 /**
- * Checks the core keys of a config object and normalises it. Module options
- * are left for the server to check against module declarations.
+ * Checks the core keys of a config object and normalises it, resolving its
+ * paths against `baseDir`. Module options are left for the server to check
+ * against module declarations.
  */
-export function parseConfig(input: unknown): Config {
+export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): Config {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new ConfigError("(top level)", "a JSON object", undefined, input);
   }
-  const result = globalSchema.safeParse(input);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new ConfigError(formatPath(issue.path), zodExpected(issue), undefined, valueAt(input, issue.path));
-  }
+  const baseDir = resolve(opts.baseDir ?? process.cwd());
+  const result = globalSchema.safeParse(input, { error: issueExpected });
+  if (!result.success) throw configErrorOf(firstIssue(result.error.issues), input, []);
   const raw = input as Record<string, unknown>;
+  const storage = parseStorage(raw.storage, baseDir);
+  const path = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  /** A section with its paths resolved (a copy: the input is left as it was). */
+  const resolved = (section: Record<string, unknown>): Record<string, unknown> => {
+    const ssl = section.ssl as { certificate: string; key: string } | undefined;
+    return ssl === undefined ? section : { ...section, ssl: { certificate: path(ssl.certificate), key: path(ssl.key) } };
+  };
   const hosts = new Map<string, Record<string, unknown>>();
+  const writtenHosts: Record<string, Record<string, unknown>> = {};
   for (const [name, section] of Object.entries((raw.hosts as Record<string, Record<string, unknown>>) ?? {})) {
     let domain: string;
     try {
@@ -117,26 +232,68 @@ export function parseConfig(input: unknown): Config {
         throw new ConfigError(`hosts[${JSON.stringify(name)}].${key}`, `no "${key}" here: it is a global option`);
       }
     }
-    hosts.set(domain, section);
+    writtenHosts[name] = resolved(section);
+    hosts.set(domain, writtenHosts[name]);
   }
-  const s = result.data.storage ?? "sqlite";
-  const commit = {
-    ...(typeof s === "object" && s.commit_delay_ms !== undefined && { commitDelayMs: s.commit_delay_ms }),
-    ...(typeof s === "object" && s.commit_max_writes !== undefined && { commitMaxWrites: s.commit_max_writes }),
-  };
-  const storage: StorageConfig =
-    s === "memory" || (typeof s === "object" && s.driver === "memory")
-      ? { driver: "memory", ...commit }
-      : {
-          driver: "sqlite",
-          database: (typeof s === "object" && s.driver === "sqlite" && s.database) || DEFAULT_SQLITE_DATABASE,
-          synchronous: (typeof s === "object" && s.driver === "sqlite" && s.synchronous) || "full",
-          ...commit,
-        };
-  return { global: raw, hosts, storage, logLevel: result.data.log?.level ?? "info" };
+  const pluginPaths = ((raw.plugin_paths as string[] | undefined) ?? []).map(path);
+  const global: Record<string, unknown> = { ...resolved(raw) };
+  if (raw.hosts !== undefined) global.hosts = writtenHosts;
+  if (raw.plugin_paths !== undefined) global.plugin_paths = pluginPaths;
+  if (typeof raw.storage === "object" && storage.driver === "sqlite" && "database" in (raw.storage as object)) {
+    global.storage = { ...(raw.storage as object), database: storage.database };
+  }
+  return { global, hosts, storage, logLevel: result.data.log?.level ?? "info", baseDir, pluginPaths };
 }
 
-/** Reads and checks a JSON config file. */
+/** The database file against the config's folder; SQLite's ":memory:" stays what it is. */
+function resolveDatabase(file: string, baseDir: string): string {
+  return file === ":memory:" || isAbsolute(file) ? file : resolve(baseDir, file);
+}
+
+const STORAGE_EXPECTED = `${oneOf(DRIVER_NAMES)} or an object { "driver": ${DRIVER_NAMES.map((d) => JSON.stringify(d)).join(" | ")}, ... }`;
+
+/** `storage`: a driver's name, or an object checked by its driver's schema (absent: sqlite). */
+function parseStorage(value: unknown, baseDir: string): StorageConfig {
+  if (value === undefined) return STORAGE_DRIVERS.sqlite.config({}, baseDir);
+  if (typeof value === "string") {
+    if (!(DRIVER_NAMES as string[]).includes(value)) throw new ConfigError("storage", STORAGE_EXPECTED, undefined, value);
+    return STORAGE_DRIVERS[value as DriverName].config({}, baseDir);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError("storage", STORAGE_EXPECTED, undefined, value);
+  }
+  const driver = (value as { driver?: unknown }).driver;
+  if (typeof driver !== "string" || !(DRIVER_NAMES as string[]).includes(driver)) {
+    if (driver === undefined) throw new ConfigError("storage.driver", `${oneOf(DRIVER_NAMES)}; it is missing`);
+    throw new ConfigError("storage.driver", oneOf(DRIVER_NAMES), undefined, driver);
+  }
+  const result = driverSchemas.get(driver as DriverName)!.safeParse(value, { error: issueExpected });
+  if (!result.success) throw configErrorOf(firstIssue(result.error.issues), value, ["storage"]);
+  // each driver's config() takes what its own schema gave
+  return STORAGE_DRIVERS[driver as DriverName].config(result.data as never, baseDir);
+}
+
+/**
+ * The issue to report: the first, unless an object on its way has a key it
+ * does not take ("cert" and then a missing "certificate": the typo is news).
+ */
+function firstIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
+  const first = issues[0]!;
+  const within = (outer: readonly PropertyKey[]) => outer.every((p, i) => first.path[i] === p);
+  return issues.find((i) => i.code === "unrecognized_keys" && within(i.path)) ?? first;
+}
+
+/** A zod issue as a ConfigError: the full path (an unknown key's own), our wording, the value found. */
+function configErrorOf(issue: z.core.$ZodIssue, root: unknown, prefix: readonly PropertyKey[]): ConfigError {
+  const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]!] : issue.path;
+  const keyPath = formatPath([...prefix, ...path]);
+  if (issue.code === "unrecognized_keys") return new ConfigError(keyPath, issue.message);
+  const found = lookup(root, path);
+  if (!found.present) return new ConfigError(keyPath, `${issue.message}; it is missing`);
+  return new ConfigError(keyPath, issue.message, undefined, found.value);
+}
+
+/** Reads and checks a JSON config file; its paths are relative to its folder. */
 export function loadConfigFile(path: string): Config {
   let text: string;
   try {
@@ -144,57 +301,228 @@ export function loadConfigFile(path: string): Config {
   } catch (err) {
     throw new HostError("MAMKIT_ERR_CONFIG_FILE", `config: cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
+  if (text.startsWith("\uFEFF")) text = text.slice(1); // a byte order mark some editors write
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new HostError("MAMKIT_ERR_CONFIG_FILE", `config: ${path} is not valid JSON: ${(err as Error).message}`, {
+    const found = jsonSyntaxError(text) ?? { at: v8Position(err as Error, text), what: (err as Error).message };
+    const { line, column } = lineAndColumn(text, found.at);
+    throw new HostError("MAMKIT_ERR_CONFIG_FILE", `config: ${path}:${line}:${column}: not valid JSON: ${found.what}`, {
       cause: err,
     });
   }
-  return parseConfig(data);
+  return parseConfig(data, { baseDir: dirname(resolve(path)) });
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
-  for (const p of path) {
+  for (const [i, p] of path.entries()) {
     if (typeof p === "number") out += `[${p}]`;
-    else if (out === "" ) out = String(p);
+    else if (out === "") out = String(p);
+    else if (i === 1 && path[0] === "hosts") out += `[${JSON.stringify(String(p))}]`; // as everywhere: hosts["a.example"]
     else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(String(p))) out += `.${String(p)}`;
     else out += `[${JSON.stringify(String(p))}]`;
   }
   return out || "(top level)";
 }
 
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+function lookup(root: unknown, path: readonly PropertyKey[]): { present: boolean; value?: unknown } {
   let v: unknown = root;
   for (const p of path) {
-    if (typeof v !== "object" || v === null) return undefined;
+    if (typeof v !== "object" || v === null || !Object.hasOwn(v, p)) return { present: false };
     v = (v as Record<PropertyKey, unknown>)[p];
   }
-  return v;
+  return { present: true, value: v };
 }
 
-function zodExpected(issue: z.core.$ZodIssue): string {
+/**
+ * What an issue expected, in our words, for whatever a schema above does not
+ * word itself (it is passed to every parse: zod's own text never shows).
+ */
+export function issueExpected(issue: z.core.$ZodRawIssue): string {
   switch (issue.code) {
     case "invalid_type":
-      return issue.expected === "array" ? "a list" : issue.expected === "int" ? "a whole number" : `a ${issue.expected}`;
+      return TYPE_WORDS[issue.expected] ?? `a value of type ${issue.expected}`;
     case "too_small":
     case "too_big": {
       const small = issue.code === "too_small";
-      const limit = String(small ? issue.minimum : issue.maximum);
-      const bound = issue.inclusive === false ? `${small ? "greater" : "less"} than ${limit}` : `of ${small ? "at least" : "at most"} ${limit}`;
-      if (issue.origin === "string") return limit === "1" && small ? "a non-empty text" : `a text ${bound} characters`;
-      if (issue.origin === "array") return `a list ${bound} items`;
-      return `a number ${bound}`;
+      const limit = Number(small ? issue.minimum : issue.maximum);
+      const bound =
+        issue.inclusive === false ? `${small ? "more" : "fewer"} than ${limit}` : `${small ? "at least" : "at most"} ${limit}`;
+      if (issue.origin === "string") return small && limit === 1 ? "a non-empty string" : `a string of ${bound} characters`;
+      if (issue.origin === "array" || issue.origin === "set") return small && limit === 1 ? "a non-empty list" : `a list of ${bound} items`;
+      return describeRange(small ? { min: limit } : { max: limit });
     }
     case "invalid_value":
-      return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+      return oneOf(issue.values);
     case "unrecognized_keys":
-      return `no key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+      return `no ${issue.keys.map((k) => JSON.stringify(k)).join(", ")} here`;
+    case "invalid_format":
+      return issue.format === "regex" ? `a string matching ${issue.pattern ?? "its pattern"}` : `a string in ${issue.format} format`;
+    case "not_multiple_of":
+      return `a multiple of ${String(issue.divisor)}`;
+    case "invalid_key":
+      return "a valid key";
+    case "invalid_element":
+      return "valid elements";
     case "invalid_union":
-      return 'one of "memory", "sqlite", { "driver": "memory" } or { "driver": "sqlite", "database": "<file>", "synchronous": "full" | "normal" } (both objects may add "commit_delay_ms": 0-1000 and "commit_max_writes": 1-100000)';
+      return "one of the accepted forms";
     default:
-      return issue.message;
+      return "a valid value";
+  }
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  int: "a whole number",
+  boolean: "true or false",
+  array: "a list",
+  object: "an object",
+  record: "an object",
+  null: "null",
+};
+
+/** Where JSON.parse stopped, if its message says (V8: "at position N"); else the end. */
+function v8Position(err: Error, text: string): number {
+  const m = /at position (\d+)/.exec(err.message);
+  return m ? Number(m[1]) : text.length;
+}
+
+function lineAndColumn(text: string, at: number): { line: number; column: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i < at && i < text.length; i++) {
+    if (text[i] === "\n") {
+      line++;
+      start = i + 1;
+    }
+  }
+  return { line, column: at - start + 1 };
+}
+
+class JsonSyntax {
+  constructor(
+    readonly at: number,
+    readonly what: string,
+  ) {}
+}
+
+/**
+ * The first JSON syntax error in `text` and where it is, in our words (V8's
+ * messages have no line, and some no position). Undefined if there is none.
+ */
+export function jsonSyntaxError(text: string): { at: number; what: string } | undefined {
+  let i = 0;
+  const fail: (what: string, at?: number) => never = (what, at = i) => {
+    throw new JsonSyntax(at, what);
+  };
+  const space = () => {
+    for (;;) {
+      const c = text[i];
+      if (c === " " || c === "\t" || c === "\n" || c === "\r") i++;
+      else if (c === "/" && (text[i + 1] === "/" || text[i + 1] === "*")) fail("comments are not allowed in JSON");
+      else return;
+    }
+  };
+  const string = () => {
+    const start = i;
+    i++; // the opening quote
+    for (;;) {
+      const c = text[i];
+      if (c === undefined) fail("the file ends inside a string (a closing '\"' is missing)", start);
+      if (c === '"') {
+        i++;
+        return;
+      }
+      if (c === "\\") {
+        const e = text[i + 1];
+        if (e === "u" && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
+        else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else fail("an invalid escape in a string (\\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX)");
+        continue;
+      }
+      if (c === "\n") fail("a line break inside a string (a closing '\"' is missing, or write \\n)");
+      if (c < " ") fail("a control character inside a string (write it as \\uXXXX)");
+      i++;
+    }
+  };
+  const value = (): void => {
+    space();
+    const c = text[i];
+    if (c === undefined) fail("the file ends where a value should be");
+    if (c === "{" || c === "[") {
+      container(c === "{" ? "}" : "]");
+      return;
+    }
+    if (c === '"') {
+      string();
+      return;
+    }
+    if (c === "-" || (c >= "0" && c <= "9")) {
+      const m = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+      m.lastIndex = i;
+      const found = m.exec(text);
+      if (!found || /[0-9.eE+\-A-Za-z_]/.test(text[i + found[0].length] ?? "")) fail("an invalid number");
+      i += found[0].length;
+      return;
+    }
+    for (const word of ["true", "false", "null"]) {
+      if (text.startsWith(word, i) && !/[A-Za-z0-9_]/.test(text[i + word.length] ?? "")) {
+        i += word.length;
+        return;
+      }
+    }
+    if (c === "'") fail("strings take double quotes, not single quotes");
+    fail("expected a value (a string in double quotes, a number, an object, a list, true, false or null)");
+  };
+  /** An object or a list, from its opening bracket. */
+  const container = (close: "}" | "]") => {
+    const open = i;
+    const inside = close === "}" ? "an object" : "a list";
+    const unclosed = () => fail(`${inside} opened here has no closing '${close}' (the file ends first)`, open);
+    i++;
+    space();
+    if (text[i] === close) {
+      i++;
+      return;
+    }
+    for (;;) {
+      if (close === "}") {
+        space();
+        if (text[i] === undefined) unclosed();
+        if (text[i] === "'") fail("keys take double quotes, not single quotes");
+        if (text[i] !== '"') fail("expected a key in double quotes");
+        string();
+        space();
+        if (text[i] === undefined) unclosed();
+        if (text[i] !== ":") fail("expected ':' after the key");
+        i++;
+      }
+      value();
+      const end = i;
+      space();
+      const c = text[i];
+      if (c === close) {
+        i++;
+        return;
+      }
+      if (c === undefined) unclosed();
+      if (c !== ",") fail(`expected ',' or '${close}' after this value`, end);
+      const comma = i;
+      i++;
+      space();
+      if (text[i] === close) fail(`a ',' after the last item of ${inside} (JSON allows none)`, comma);
+    }
+  };
+  try {
+    value();
+    space();
+    if (i < text.length) fail("more text after the end of the JSON value");
+    return undefined;
+  } catch (e) {
+    if (e instanceof JsonSyntax) return { at: e.at, what: e.what };
+    return undefined; // nested too deep for this scanner: the caller falls back on V8's message
   }
 }

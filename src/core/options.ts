@@ -72,11 +72,12 @@ export function checkNumber(v: unknown, path: string, mod: string | undefined, r
   return v;
 }
 
-function describeRange(r: NumberRange): string {
-  let s = r.integer ? "an integer" : "a number";
+/** What a range accepts, in words: "a whole number from 0 to 65535", "a number of at least 1". */
+export function describeRange(r: NumberRange): string {
+  let s = r.integer ? "a whole number" : "a number";
   if (r.min !== undefined && r.max !== undefined) s += ` from ${r.min} to ${r.max}`;
-  else if (r.min !== undefined) s += ` >= ${r.min}`;
-  else if (r.max !== undefined) s += ` <= ${r.max}`;
+  else if (r.min !== undefined) s += ` of at least ${r.min}`;
+  else if (r.max !== undefined) s += ` of at most ${r.max}`;
   return s;
 }
 

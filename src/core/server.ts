@@ -4,7 +4,7 @@
 import type { Element } from "@xmpp/xml";
 import { type Clock, systemClock } from "./clock.js";
 import { type Config, CORE_KEYS, parseConfig } from "./config.js";
-import { ConfigError, HostError } from "./errors.js";
+import { ConfigError, HostError, unknownModuleError } from "./errors.js";
 import { Host } from "./host.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { ModuleDefinition } from "./module.js";
@@ -92,12 +92,7 @@ export class Server {
   /** The definition of a built-in or registered module; an unknown name lists the known ones. */
   moduleDefinition(name: string): ModuleDefinition {
     const def = this.registry.get(name);
-    if (!def) {
-      throw new HostError(
-        "MAMKIT_ERR_MODULE_UNKNOWN",
-        `unknown module ${JSON.stringify(name)}; known modules: ${[...this.registry.keys()].sort().join(", ")}`,
-      );
-    }
+    if (!def) throw unknownModuleError(name, undefined, this.registry.keys());
     return def;
   }
 
@@ -182,20 +177,49 @@ export class Server {
   private planHosts(): [string, Readonly<Record<string, unknown>>, (string | ModuleDefinition)[]][] {
     if (this.config.hosts.size === 0) throw new ConfigError("hosts", "at least one host, e.g. { \"localhost\": {} }");
     const g = this.config.global;
+    const known = new Set(this.registry.keys());
     const globalEnabled = (g.modules_enabled as string[] | undefined) ?? [];
-    const globalDisabled = new Set((g.modules_disabled as string[] | undefined) ?? []);
+    const globalDisabledList = (g.modules_disabled as string[] | undefined) ?? [];
+    const globalDisabled = new Set(globalDisabledList);
+    // disabling a module nobody provides is harmless (as in Prosody): a warning, once per list entry
+    const warnDisabled = (list: readonly string[], host: string | undefined) => {
+      for (const [i, n] of list.entries()) {
+        if (known.has(n)) continue;
+        const key = optionPath(`modules_disabled[${i}]`, host);
+        this.log.warn({ key, module: n }, `modules_disabled names no known module ${JSON.stringify(n)} (ignored)`);
+      }
+    };
+    warnDisabled(globalDisabledList, undefined);
     const plans: [string, Readonly<Record<string, unknown>>, (string | ModuleDefinition)[]][] = [];
     for (const [domain, section] of this.config.hosts) {
       const hostEnabled = (section.modules_enabled as string[] | undefined) ?? [];
-      const hostDisabled = new Set((section.modules_disabled as string[] | undefined) ?? []);
+      const hostDisabledList = (section.modules_disabled as string[] | undefined) ?? [];
+      const hostDisabled = new Set(hostDisabledList);
+      warnDisabled(hostDisabledList, domain);
+      /** Where each name is first named, for the error about an unknown one. */
+      const namedAt = new Map<string, string>();
+      for (const [i, n] of globalEnabled.entries()) if (!namedAt.has(n)) namedAt.set(n, `modules_enabled[${i}]`);
+      for (const [i, n] of hostEnabled.entries()) if (!namedAt.has(n)) namedAt.set(n, optionPath(`modules_enabled[${i}]`, domain));
       const names: string[] = [];
       for (const n of globalEnabled) if (!globalDisabled.has(n) && !names.includes(n)) names.push(n);
       for (const n of hostEnabled) if (!names.includes(n)) names.push(n);
       const wanted: (string | ModuleDefinition)[] = names.filter((n) => !hostDisabled.has(n));
       // Prosody's `authentication`: the account provider is loaded first, by itself
       const auth = (section.authentication ?? g.authentication ?? "internal_hashed") as string;
-      if (auth === "internal_hashed" && !wanted.includes("auth_internal_hashed")) wanted.unshift("auth_internal_hashed");
-      for (const n of wanted) this.moduleDefinition(n as string); // unknown names fail before anything loads
+      if (auth === "internal_hashed" && !wanted.includes("auth_internal_hashed")) {
+        wanted.unshift("auth_internal_hashed");
+        if (!namedAt.has("auth_internal_hashed")) {
+          const where =
+            section.authentication !== undefined
+              ? optionPath("authentication", domain)
+              : g.authentication !== undefined
+                ? "authentication"
+                : 'authentication (default "internal_hashed")';
+          namedAt.set("auth_internal_hashed", where);
+        }
+      }
+      // unknown names fail before anything loads
+      for (const n of wanted) if (!known.has(n as string)) throw unknownModuleError(n as string, namedAt.get(n as string), known);
       for (const def of this.extra) {
         if (!names.includes(def.name) && !hostDisabled.has(def.name) && !globalDisabled.has(def.name)) wanted.push(def);
       }

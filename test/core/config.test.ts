@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_SQLITE_DATABASE, loadConfigFile, parseConfig } from "../../src/core/config.js";
 import { ConfigError, type HostError } from "../../src/core/errors.js";
@@ -27,7 +27,8 @@ describe("parseConfig", () => {
   it("accepts a minimal config and fills defaults", () => {
     const c = parseConfig({ hosts: { "Example.ORG": {} } });
     expect([...c.hosts.keys()]).toEqual(["example.org"]);
-    expect(c.storage).toEqual({ driver: "sqlite", database: DEFAULT_SQLITE_DATABASE, synchronous: "full" });
+    // without a file, relative paths are the working directory's
+    expect(c.storage).toEqual({ driver: "sqlite", database: resolve(DEFAULT_SQLITE_DATABASE), synchronous: "full" });
     expect(c.logLevel).toBe("info");
   });
 
@@ -35,7 +36,7 @@ describe("parseConfig", () => {
     expect(parseConfig({ storage: "memory", hosts: {} }).storage).toEqual({ driver: "memory" });
     expect(parseConfig({ storage: { driver: "sqlite", database: "x.db" }, hosts: {} }).storage).toEqual({
       driver: "sqlite",
-      database: "x.db",
+      database: resolve("x.db"),
       synchronous: "full",
     });
     expect(parseConfig({ storage: { driver: "sqlite", synchronous: "normal" }, hosts: {} }).storage).toMatchObject({
@@ -44,21 +45,21 @@ describe("parseConfig", () => {
   });
 
   it("names the key path and what was expected", () => {
-    expectConfigError({ modules_enabled: "mam" }, "modules_enabled", /expected a list, got "mam"/);
+    expectConfigError({ modules_enabled: "mam" }, "modules_enabled", /expected a list of module names, got "mam"/);
     expectConfigError({ modules_enabled: ["mam", 3] }, "modules_enabled[1]", /expected a string, got 3/);
     expectConfigError({ modules_enabled: ["Bad-Name"] }, "modules_enabled[0]", /module name/);
     expectConfigError({ log: { level: "loud" } }, "log.level", /expected one of "fatal", .*"silent"/);
-    expectConfigError({ log: { level: "info", colour: true } }, "log", /no key\(s\) "colour"/);
+    expectConfigError({ log: { level: "info", colour: true } }, "log.colour", /no "colour" here: log takes level/);
     expectConfigError({ storage: "postgres" }, "storage", /one of "memory", "sqlite"/);
     expectConfigError({ hosts: { "a.example": { modules_disabled: [1] } } }, 'hosts["a.example"].modules_disabled[0]', /a string/);
     expectConfigError({ hosts: { "not a domain": {} } }, 'hosts["not a domain"]', /a domain name/);
     expectConfigError({ hosts: { "a.example": { storage: "memory" } } }, 'hosts["a.example"].storage', /global option/);
-    expectConfigError({ hosts: [] }, "hosts", /expected a record|expected an object|expected a/);
+    expectConfigError({ hosts: [] }, "hosts", /expected an object \{ "domain": \{ \.\.\.options \} \}, got a list/);
     expectConfigError([1], "(top level)", /a JSON object/);
     // RFC 6120 §6.4.5: at least 2 retries, at most 5
-    expectConfigError({ sasl_max_retries: 1 }, "sasl_max_retries", /at least 2/);
-    expectConfigError({ hosts: { "a.example": { sasl_max_retries: 9 } } }, 'hosts["a.example"].sasl_max_retries', /at most 5/);
-    expectConfigError({ sasl_max_retries: 2.5 }, "sasl_max_retries", /a whole number/);
+    expectConfigError({ sasl_max_retries: 1 }, "sasl_max_retries", /expected a whole number from 2 to 5, got 1/);
+    expectConfigError({ hosts: { "a.example": { sasl_max_retries: 9 } } }, 'hosts["a.example"].sasl_max_retries', /from 2 to 5, got 9/);
+    expectConfigError({ sasl_max_retries: 2.5 }, "sasl_max_retries", /expected a whole number from 2 to 5, got 2.5/);
   });
 });
 
@@ -84,7 +85,7 @@ describe("loadConfigFile", () => {
       expect((e as Error).message).toContain("/nonexistent/mamkit.json");
     }
     const bad = file('{"hosts": {');
-    expect(() => loadConfigFile(bad)).toThrow(`config: ${bad} is not valid JSON`);
+    expect(() => loadConfigFile(bad)).toThrow(`config: ${bad}:1:11: not valid JSON: an object opened here has no closing '}'`);
   });
 
   it("the shipped config.example.json is valid and starts a server", async () => {

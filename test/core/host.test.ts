@@ -211,7 +211,7 @@ describe("module options", () => {
   it("checks declared options at start-up, naming key path, module and expectation", () => {
     const mod = probe(() => {});
     expect(() => createTestServer({ config: { probe_number: 0 }, modules: [mod] })).toThrow(
-      "config: probe_number (module probe): expected an integer >= 1, got 0",
+      "config: probe_number (module probe): expected a whole number of at least 1, got 0",
     );
     expect(() => createTestServer({ config: { hosts: { "a.example": { probe_mode: "some" } } }, modules: [mod] })).toThrow(
       'config: hosts["a.example"].probe_mode (module probe): expected one of "one", "all", got "some"',

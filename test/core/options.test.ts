@@ -40,6 +40,6 @@ it("gives declared defaults, global values and host values, typed and checked", 
 });
 
 it("refuses a bad value or a bad cron expression at start-up, naming the option path and the module", () => {
-  expect(() => start({ hosts: { "a.example": { probe_count: 0 } } })).toThrow(/hosts\["a.example"\].probe_count \(module probe\): expected an integer >= 1, got 0/);
+  expect(() => start({ hosts: { "a.example": { probe_count: 0 } } })).toThrow(/hosts\["a.example"\].probe_count \(module probe\): expected a whole number of at least 1, got 0/);
   expect(() => start({ probe_when: "daily", hosts: { "a.example": {} } })).toThrow(/probe_when \(module probe\): expected a node-cron expression/);
 });
