@@ -3,7 +3,6 @@
 // feature; this is where the two meet: the network listeners and the account
 // store are attached here.
 import type { AddressInfo } from "node:net";
-import { resolve } from "node:path";
 import { Accounts } from "./auth/accounts.js";
 import { builtinModules } from "./builtins.js";
 import { type ListenOptions, type Listening, listen } from "./c2s/listeners.js";
@@ -162,6 +161,5 @@ export function createServer(opts: ServerOptions): Server {
 }
 
 function pluginFolders(config: Config): readonly string[] {
-  const c = config as Config & { pluginPaths?: readonly string[] };
-  return c.pluginPaths ?? ((c.global.plugin_paths as string[] | undefined) ?? []).map((p) => resolve(p));
+  return config.pluginPaths;
 }

@@ -22,8 +22,9 @@ export default defineModule(
       return undefined;
     });
 
-    module.hook("iq-get/bare/jabber:iq:last:query", async ({ origin, stanza }) => {
-      const user = stanza.attrs.to.split("@")[0];
+    const lastActivity = async ({ origin, stanza }) => {
+      // to a contact's bare JID; to one's own account the `to` is gone (as in Prosody)
+      const user = stanza.attrs.to ? stanza.attrs.to.split("@")[0] : origin?.jid?.local;
       const at = await seen.get(user, "at");
       if (typeof at !== "number") {
         origin?.send(errorReply(stanza, "cancel", "item-not-found"));
@@ -32,7 +33,9 @@ export default defineModule(
       const seconds = Math.floor((module.clock.now() - at) / 1000);
       origin?.send(iqResult(stanza, xml("query", { xmlns: "jabber:iq:last", seconds: String(seconds) })));
       return true;
-    });
+    };
+    module.hook("iq-get/bare/jabber:iq:last:query", lastActivity);
+    module.hook("iq-get/self/jabber:iq:last:query", lastActivity);
 
     module.addFeature("jabber:iq:last");
   },

@@ -4,7 +4,9 @@
 import type { Element } from "@xmpp/xml";
 import { type Clock, systemClock } from "./clock.js";
 import { type Config, CORE_KEYS, parseConfig } from "./config.js";
+import { existsSync } from "node:fs";
 import { ConfigError, HostError, unknownModuleError } from "./errors.js";
+import { pluginCandidates } from "./plugins.js";
 import { Host } from "./host.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { ModuleDefinition } from "./module.js";
@@ -173,6 +175,12 @@ export class Server {
     }
   }
 
+  private unknownPlugin(name: string, where: string | undefined, known: Iterable<string>): HostError {
+    const err = unknownModuleError(name, where, known);
+    const hint = pluginHint(name, this.config.pluginPaths);
+    return hint === "" ? err : new HostError(err.code, err.message.replace(/; known modules: /, `${hint}; known modules: `));
+  }
+
   /** Which modules each host loads: Prosody's formula (global ∪ host enabled, minus disabled). */
   private planHosts(): [string, Readonly<Record<string, unknown>>, (string | ModuleDefinition)[]][] {
     if (this.config.hosts.size === 0) throw new ConfigError("hosts", "at least one host, e.g. { \"localhost\": {} }");
@@ -219,7 +227,7 @@ export class Server {
         }
       }
       // unknown names fail before anything loads
-      for (const n of wanted) if (!known.has(n as string)) throw unknownModuleError(n as string, namedAt.get(n as string), known);
+      for (const n of wanted) if (!known.has(n as string)) throw this.unknownPlugin(n as string, namedAt.get(n as string), known);
       for (const def of this.extra) {
         if (!names.includes(def.name) && !hostDisabled.has(def.name) && !globalDisabled.has(def.name)) wanted.push(def);
       }
@@ -227,6 +235,16 @@ export class Server {
     }
     return plans;
   }
+}
+
+/** What plugin_paths say about a module name nobody provides: where it was looked for, or why it was not loaded. */
+function pluginHint(name: string, folders: readonly string[]): string {
+  if (folders.length === 0) return "";
+  const found = folders.flatMap((f) => pluginCandidates(f, name)).find((p) => existsSync(p));
+  if (found !== undefined) {
+    return ` (${found} is there, but this server was built with \`new Server\`/\`createServer\`, which does not import from plugin_paths: use \`await Server.create(...)\` or \`Server.fromFile(...)\`)`;
+  }
+  return ` (not in plugin_paths either: looked for ${name}.js, mod_${name}.js, ${name}/index.js (or .mjs) in ${folders.join(", ")})`;
 }
 
 function isParsed(c: Config | Record<string, unknown>): c is Config {

@@ -4,36 +4,22 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { xml } from "@xmpp/xml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, Server } from "mamkit";
+import { createLogger, createServer, Server } from "mamkit";
 import { freePort, waitForPort } from "../helpers/net.js";
 import { newClient } from "./helpers.js";
+
+// the server's certificate is the self-signed one it generates at first start
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "mamkit-plugins-"));
 const configFile = join(dir, "config.json");
 let child: ChildProcess | undefined;
 let port = 0;
-
-// a module in a folder of its own, a plain object (no import needed)
-const GREETER = `export default {
-  name: "greeter",
-  options: { greeter_text: { type: "string", default: "hello" } },
-  load(module) {
-    module.hook("iq-get/host/urn:example:greet:greet", ({ origin, stanza }) => {
-      const reply = stanza.clone();
-      reply.attrs = { type: "result", id: stanza.attrs.id, to: stanza.attrs.from, from: stanza.attrs.to };
-      reply.children = [];
-      reply.c("greet", { xmlns: "urn:example:greet" }).t(module.options.greeter_text);
-      origin.send(reply);
-      return true;
-    });
-  },
-};
-`;
 
 function config(extra: Record<string, unknown> = {}) {
   return {
@@ -43,7 +29,8 @@ function config(extra: Record<string, unknown> = {}) {
     websocket_ports: [],
     c2s_require_encryption: false,
     allow_unencrypted_plain_auth: true,
-    plugin_paths: ["plugins", join(root, "examples/plugins")],
+    // relative to the config file's folder: the example's folder, and the test's (a module in a folder)
+    plugin_paths: [relative(dir, join(root, "examples/plugins")), relative(dir, join(root, "test/fixtures/plugins"))],
     modules_enabled: ["saslauth", "roster", "presence", "ping", "last_seen", "greeter"],
     last_seen_min_interval: 0,
     greeter_text: "welcome to mamkit",
@@ -59,8 +46,6 @@ function cli(...args: string[]) {
 
 beforeAll(async () => {
   port = await freePort();
-  mkdirSync(join(dir, "plugins/greeter"), { recursive: true });
-  writeFileSync(join(dir, "plugins/greeter/index.mjs"), GREETER);
   writeFileSync(configFile, JSON.stringify(config()));
   const setup = await Server.fromFile(configFile, { logger: createLogger({ level: "silent" }), timers: false });
   expect(setup.hosts.get("localhost")!.isLoaded("last_seen")).toBe(true);
@@ -85,6 +70,22 @@ describe("plugin_paths", () => {
     const r = cli("check", "--config", bad);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/last_seen_min_interval \(module last_seen\): expected a whole number .*0.*, got -5/);
+  });
+
+  it("a module in no folder says where it was looked for", () => {
+    const p = join(dir, "missing.json");
+    writeFileSync(p, JSON.stringify({ ...config(), modules_enabled: ["ping", "lastseen"] }));
+    const r = cli("check", "--config", p);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      `modules_enabled[1]: unknown module "lastseen" (not in plugin_paths either: looked for lastseen.js, mod_lastseen.js, lastseen/index.js (or .mjs) in ${join(root, "examples/plugins")}, ${join(root, "test/fixtures/plugins")}); known modules:`,
+    );
+  });
+
+  it("createServer (synchronous) says to use Server.create for a module that is in plugin_paths", () => {
+    expect(() => createServer({ config: { ...config(), plugin_paths: [join(root, "examples/plugins")] } })).toThrow(
+      /last_seen.js is there, but this server was built with `new Server`\/`createServer`, which does not import from plugin_paths: use `await Server.create\(...\)`/,
+    );
   });
 
   it("a file that exports no module definition is an error naming it", () => {
