@@ -80,7 +80,8 @@ export class Server extends CoreServer {
       (l) => {
         this.listening = l;
         const addresses = { c2s: l.c2s, websocket: l.websocket };
-        this.log.info({ hosts: [...this.hosts.keys()], ...addresses }, "server started");
+        const show = (a: readonly AddressInfo[]) => a.map((x) => (x.family === "IPv6" ? `[${x.address}]:${x.port}` : `${x.address}:${x.port}`));
+        this.log.info({ hosts: [...this.hosts.keys()], c2s: show(l.c2s), websocket: show(l.websocket) }, "server started");
         return addresses;
       },
       (err: unknown) => {

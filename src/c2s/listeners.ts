@@ -230,7 +230,7 @@ export async function listen(server: Server, opts: ListenOptions = {}): Promise<
   const c2s = netServers.map((s) => s.address() as AddressInfo);
   const websocket = httpServers.map((s) => s.address() as AddressInfo);
   warnWhereNobodyAuthenticates(server, websocket, g.consider_websocket_secure);
-  server.log.info({ c2s, websocket }, "listening");
+  server.log.debug({ c2s, websocket }, "listening");
   return { c2s, websocket, close: closeAll };
 }
 

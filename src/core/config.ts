@@ -18,6 +18,7 @@ import { parseJid } from "../xmpp/jid.js";
 import type { StorageConfig } from "../storage/types.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+const LOG_FORMATS = ["auto", "pretty", "json"] as const;
 
 const oneOf = (values: readonly unknown[]) => `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`;
 
@@ -132,7 +133,7 @@ const seconds = numberIn({ min: 0 }, "a number of seconds greater than 0").posit
 const list = <T extends z.ZodType>(item: T, what: string) => z.array(item, { error: () => what });
 
 const globalSchema = z.looseObject({
-  log: closed("log", { level: oneOfThese(LOG_LEVELS).optional() }).optional(),
+  log: closed("log", { level: oneOfThese(LOG_LEVELS).optional(), format: oneOfThese(LOG_FORMATS).optional() }).optional(),
   // checked by `parseStorage`, which picks the schema by driver
   storage: z.unknown().optional(),
   interfaces: list(nonEmpty('an address (a non-empty string, "*" for all)'), "a list of addresses").optional(),
@@ -182,6 +183,8 @@ export interface Config {
   readonly hosts: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   readonly storage: StorageConfig;
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** `log.format`: "pretty" (human-readable), "json" (one object per line), "auto" (pretty on a terminal). */
+  readonly logFormat: (typeof LOG_FORMATS)[number];
   /** The folder relative paths were resolved against: the config file's (absolute). */
   readonly baseDir: string;
   /** `plugin_paths`: folders searched for modules that are not built in (absolute; default none). */
@@ -242,7 +245,7 @@ export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): Conf
   if (typeof raw.storage === "object" && storage.driver === "sqlite" && "database" in (raw.storage as object)) {
     global.storage = { ...(raw.storage as object), database: storage.database };
   }
-  return { global, hosts, storage, logLevel: result.data.log?.level ?? "info", baseDir, pluginPaths };
+  return { global, hosts, storage, logLevel: result.data.log?.level ?? "info", logFormat: result.data.log?.format ?? "auto", baseDir, pluginPaths };
 }
 
 /** The database file against the config's folder; SQLite's ":memory:" stays what it is. */

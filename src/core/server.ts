@@ -60,7 +60,7 @@ export class Server {
 
   constructor(opts: ServerOptions) {
     this.config = isParsed(opts.config) ? opts.config : parseConfig(opts.config);
-    this.log = opts.logger ?? createLogger({ level: this.config.logLevel });
+    this.log = opts.logger ?? createLogger({ level: this.config.logLevel, format: this.config.logFormat });
     this.clock = opts.clock ?? systemClock;
     this.scheduler = new Scheduler(opts.scheduler ?? (opts.timers === false ? "off" : "cron"), this.clock);
     this.router = new Router(this);

@@ -94,10 +94,10 @@ async function startServe() {
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 15_000);
     const check = () => {
-      const line = out.split("\n").find((l) => l.includes('"msg":"listening"'));
+      const line = out.split("\n").find((l) => l.includes('"msg":"server started"'));
       if (line) {
         clearTimeout(t);
-        resolve(JSON.parse(line).c2s[0].port);
+        resolve(Number(String(JSON.parse(line).c2s[0]).split(":").pop()));
       } else setTimeout(check, 50);
     };
     check();

@@ -55,7 +55,7 @@ describe("an embedded server", () => {
     expect(lines.some((l) => l.msg === "server started")).toBe(false);
     const addresses = await server.listen({ interfaces: ["127.0.0.1"], c2sPorts: [0], websocketPorts: [0] });
     const started = lines.find((l) => l.msg === "server started");
-    expect(started).toMatchObject({ hosts: ["localhost"], c2s: [{ address: "127.0.0.1", port: addresses.c2s[0]!.port }] });
+    expect(started).toMatchObject({ hosts: ["localhost"], c2s: [`127.0.0.1:${addresses.c2s[0]!.port}`] });
     expect(server.addresses).toEqual(addresses);
 
     const accounts = server.accounts("localhost");
