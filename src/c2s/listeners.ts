@@ -1,6 +1,6 @@
 // Network listeners: client-to-server TCP (with STARTTLS) and WebSocket
 // (RFC 7395 at /xmpp-websocket), on the configured interfaces and ports.
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";

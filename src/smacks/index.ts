@@ -31,7 +31,7 @@ export default defineModule(
     const stateOf = (s: Session) => s.get(STATE);
 
     function requestAck(session: Session, st: State): void {
-      clearTimeout(st.requestTimer);
+      st.requestTimer?.cancel();
       st.requestTimer = undefined;
       st.immediate = undefined;
       if (session.closed || session.hibernating || st.awaitingAck || st.queue.unacked === 0) return;
@@ -45,8 +45,10 @@ export default defineModule(
         // after the current burst of stanzas, not after each one
         st.immediate = setImmediate(() => requestAck(session, st));
       } else if (!st.requestTimer && Number.isFinite(maxAckDelay)) {
-        st.requestTimer = setTimeout(() => requestAck(session, st), maxAckDelay * 1000);
-        st.requestTimer.unref?.();
+        // on the host's clock (the test kit's ManualClock moves it)
+        st.requestTimer = module.addTimerMs(maxAckDelay * 1000, () => {
+          requestAck(session, st);
+        });
       }
     }
 
@@ -69,8 +71,8 @@ export default defineModule(
     }
 
     function stopTimers(st: State): void {
-      clearTimeout(st.requestTimer);
-      clearTimeout(st.hibernationTimer);
+      st.requestTimer?.cancel();
+      st.hibernationTimer?.cancel();
       if (st.immediate) clearImmediate(st.immediate);
       st.requestTimer = st.hibernationTimer = st.immediate = undefined;
     }
@@ -212,7 +214,7 @@ export default defineModule(
     module.hook("c2s-read-timeout", ({ session }: { session: Session }) => {
       const st = stateOf(session);
       if (!st || session.closed || session.hibernating) return undefined;
-      clearTimeout(st.requestTimer);
+      st.requestTimer?.cancel();
       if (st.immediate) clearImmediate(st.immediate);
       st.requestTimer = st.immediate = undefined;
       st.awaitingAck = true;
@@ -229,11 +231,10 @@ export default defineModule(
       stopTimers(st);
       st.awaitingAck = false;
       if (Number.isFinite(hibernationTime)) {
-        st.hibernationTimer = setTimeout(() => {
+        st.hibernationTimer = module.addTimerMs(hibernationTime * 1000, () => {
           module.log.debug({ sid: session.id }, "hibernation timed out");
           session.close("hibernation timeout");
-        }, hibernationTime * 1000);
-        st.hibernationTimer.unref?.();
+        });
       }
       module.log.debug({ sid: session.id, reason, unacked: st.queue.unacked }, "session hibernating");
       module.fire("smacks-hibernation-start", { session, queue: st.queue.pending() });

@@ -5,6 +5,7 @@ import type { Element } from "@xmpp/xml";
 import { type Session, type SessionSink, SessionSlot } from "../core/session.js";
 import { NS_STANZAS, xml } from "../xmpp/stanza.js";
 import { H_MOD, type SmQueue } from "./queue.js";
+import type { Timer } from "../core/module.js";
 
 export const NS_SM = "urn:xmpp:sm:3";
 export const STATE = new SessionSlot<State>("smacks: stream management state");
@@ -22,9 +23,9 @@ export interface State extends SmState {
   sink: SmSink;
   watches: Set<DeliveryWatch>;
   awaitingAck: boolean;
-  requestTimer: NodeJS.Timeout | undefined;
+  requestTimer: Timer | undefined;
   immediate: NodeJS.Immediate | undefined;
-  hibernationTimer: NodeJS.Timeout | undefined;
+  hibernationTimer: Timer | undefined;
 }
 
 declare module "../core/event-payloads.js" {

@@ -46,13 +46,13 @@ describe("mamkit check", () => {
   it("exits non-zero for an unknown module, listing the known ones", () => {
     const r = mamkit("check", "-c", config("unknown.json", { modules_enabled: ["mam_typo"], hosts: { x: {} } }));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^config: modules_enabled\[0\]: unknown module "mam_typo"; known modules: auth_internal_hashed, bind2, carbons, disco, mam, mam_smart_retention, ping, presence, roster, sasl2, saslauth, smacks\n$/);
+    expect(r.err).toMatch(/^mamkit check: config: modules_enabled\[0\]: unknown module "mam_typo"; known modules: auth_internal_hashed, bind2, carbons, disco, mam, mam_smart_retention, ping, presence, roster, sasl2, saslauth, smacks\n$/);
   });
 
   it("names the position of an unknown module and a close known name", () => {
     const r = mamkit("check", "-c", config("typo.json", { modules_enabled: ["ping"], hosts: { "a.example": { modules_enabled: ["mam", "mam_smart_retenton"] } } }));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^config: hosts\["a.example"\]\.modules_enabled\[1\]: unknown module "mam_smart_retenton" \(did you mean "mam_smart_retention"\?\); known modules: auth_internal_hashed, /);
+    expect(r.err).toMatch(/^mamkit check: config: hosts\["a.example"\]\.modules_enabled\[1\]: unknown module "mam_smart_retenton" \(did you mean "mam_smart_retention"\?\); known modules: auth_internal_hashed, /);
   });
 
   it("warns about a disabled module nobody provides, and passes", () => {
@@ -63,18 +63,18 @@ describe("mamkit check", () => {
 
   it("names the full path of a bad storage key, in its own words", () => {
     const r = mamkit("check", "-c", config("sync.json", { storage: { driver: "sqlite", synchronous: "fast" }, hosts: { x: {} } }));
-    expect([r.code, r.err]).toEqual([1, 'config: storage.synchronous: expected one of "full", "normal", got "fast"\n']);
+    expect([r.code, r.err]).toEqual([1, 'mamkit check: config: storage.synchronous: expected one of "full", "normal", got "fast"\n']);
     const p = mamkit("check", "-c", config("port.json", { c2s_ports: [70000], hosts: { x: {} } }));
-    expect([p.code, p.err]).toEqual([1, "config: c2s_ports[0]: expected a whole number from 0 to 65535, got 70000\n"]);
+    expect([p.code, p.err]).toEqual([1, "mamkit check: config: c2s_ports[0]: expected a whole number from 0 to 65535, got 70000\n"]);
   });
 
   it("exits non-zero for a file that is not JSON, naming it", () => {
     const p = config("broken.json", "{ hosts: ");
     const r = mamkit("check", "--config", p);
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`config: ${p}:1:3: not valid JSON: expected a key in double quotes\n`);
+    expect(r.err).toBe(`mamkit check: config: ${p}:1:3: not valid JSON: expected a key in double quotes\n`);
     const q = config("comma.json", '{\n  "storage": "memory",\n  "c2s_ports": [5222]\n  "hosts": { "x": {} }\n}\n');
-    expect(mamkit("check", "--config", q).err).toBe(`config: ${q}:3:22: not valid JSON: expected ',' or '}' after this value\n`);
+    expect(mamkit("check", "--config", q).err).toBe(`mamkit check: config: ${q}:3:22: not valid JSON: expected ',' or '}' after this value\n`);
   });
 
   it("warns about unknown keys but passes", () => {

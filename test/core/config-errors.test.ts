@@ -37,7 +37,7 @@ const GLOBAL_ONLY_EXAMPLES: Record<string, unknown> = {
 const CASES: [Record<string, unknown>, string][] = [
   [{ log: "info" }, "log: expected an object, got \"info\""],
   [{ log: { level: "loud" } }, 'log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"'],
-  [{ log: { colour: true } }, 'log.colour: expected no "colour" here: log takes level'],
+  [{ log: { colour: true } }, 'log.colour: expected no "colour" here: log takes level, format'],
   [{ storage: 42 }, 'storage: expected one of "memory", "sqlite" or an object { "driver": "memory" | "sqlite", ... }, got 42'],
   [{ storage: null }, 'storage: expected one of "memory", "sqlite" or an object { "driver": "memory" | "sqlite", ... }, got null'],
   [{ storage: ["sqlite"] }, 'storage: expected one of "memory", "sqlite" or an object { "driver": "memory" | "sqlite", ... }, got a list'],

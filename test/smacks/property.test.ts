@@ -35,8 +35,6 @@ describe("smacks checkpoints (property)", () => {
   it("fire iff covered by an ack, exactly once, never after an unresumed end", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40, size: "large" }), async (ops) => {
-        // only the timeouts (hibernation): commits and the test kit's awaits run on setImmediate
-        vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
         const t = createTestServer({
           logLevel: "silent",
           config: { modules_enabled: ["smacks"], smacks_hibernation_time: "100s", smacks_max_queue_size: 10_000 },
@@ -95,7 +93,7 @@ describe("smacks checkpoints (property)", () => {
                 break;
               case "expire":
                 if (!hibernating) break;
-                vi.advanceTimersByTime(100_001);
+                await t.clock.advance(100_001);
                 ended = true;
                 break;
               case "end":

@@ -24,7 +24,6 @@ function server(config: Record<string, unknown> = {}, modules = ["smacks"]) {
  * Fakes only the timeouts (smacks' ack delay and hibernation): setImmediate
  * stays real, since commits and the test kit's awaits run on it.
  */
-const fakeTimeouts = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
 const say = (from: FakeClient, to: string, body: string) =>
   from.send(xml("message", { to, type: "chat", id: body }, xml("body", {}, body)));
 
@@ -71,12 +70,11 @@ describe("smacks", () => {
   });
 
   it("asks after smacks_max_ack_delay when fewer than smacks_max_unacked_stanzas are pending", async () => {
-    fakeTimeouts();
     const { alice, bob } = server({ smacks_max_unacked_stanzas: 5, smacks_max_ack_delay: "10s" });
     await say(alice, "bob@localhost", "1");
-    vi.advanceTimersByTime(9_000);
+    await t!.clock.advance(9_000);
     expect(bob.nonzas.filter((n) => n.name === "r")).toHaveLength(0);
-    vi.advanceTimersByTime(1_000);
+    await t!.clock.advance(1_000);
     expect(bob.nonzas.filter((n) => n.name === "r")).toHaveLength(1);
   });
 
@@ -185,13 +183,12 @@ describe("smacks", () => {
   });
 
   it("refuses to resume an unknown id, another account's id, or an expired session", async () => {
-    fakeTimeouts();
     const { bob } = server({ smacks_hibernation_time: "60s" });
     await expect(t!.resume(bob, { previd: "nope" })).rejects.toThrow(/item-not-found/);
     const mallory = t!.connect("mallory@localhost/x");
     await expect(t!.resume(mallory, { previd: bob.smId! })).rejects.toThrow(/item-not-found/);
     bob.drop();
-    vi.advanceTimersByTime(60_001);
+    await t!.clock.advance(60_001);
     expect(bob.session.closed).toBe(true);
     await expect(t!.resume(bob)).rejects.toThrow(/item-not-found/);
   });
@@ -215,13 +212,12 @@ describe("smacks", () => {
   });
 
   it("when hibernation expires, bounces unacked messages that are not archived", async () => {
-    fakeTimeouts();
     const { alice, bob } = server({ smacks_hibernation_time: "10s" });
     await say(alice, "bob@localhost/pc", "lost");
     bob.drop();
     await say(alice, "bob@localhost/pc", "while away");
     alice.take();
-    vi.advanceTimersByTime(10_001);
+    await t!.clock.advance(10_001);
     const bounces = alice.take();
     expect(bounces.map((b) => [b.attrs.type, b.attrs.id])).toEqual([
       ["error", "lost"],
@@ -231,11 +227,10 @@ describe("smacks", () => {
   });
 
   it("with mam, leaves unacked archived messages to the archive instead of bouncing", async () => {
-    fakeTimeouts();
     const { alice, bob } = server({ smacks_hibernation_time: "10s" }, ["smacks", "mam"]);
     await say(alice, "bob@localhost", "archived");
     bob.drop();
-    vi.advanceTimersByTime(10_001);
+    await t!.clock.advance(10_001);
     expect(alice.take()).toEqual([]);
     expect((await t!.host().openStore("archive", "archive").find("bob")).items).toHaveLength(1);
   });

@@ -1,7 +1,6 @@
 // `mamkit retention --dry-run | run [--user JID] [--json]`: a smart retention
 // cleanup, or (dry run) what one would do and why, on every host that loads
 // the module.
-import { loadConfigFile } from "../../core/config.js";
 import type { Host } from "../../core/host.js";
 import { createLogger } from "../../core/logger.js";
 import type { CleanupReport } from "../../retention/index.js";
