@@ -41,3 +41,4 @@ export {
 export { addCheckpoint, smState, watchDelivery, NS_SM, type SmState, type DeliveryWatch } from "./smacks/index.js";
 export { SmQueue } from "./smacks/queue.js";
 export { carbonsEnabled, NS_CARBONS } from "./carbons/index.js";
+export type { CleanupOptions, CleanupReport, ClientReport, UserReport } from "./retention/index.js";

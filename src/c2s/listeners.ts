@@ -3,7 +3,7 @@
 import type { Server as HttpServer } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { TLSSocket } from "node:tls";
 import type { Server } from "../core/server.js";
 import { overTurnBudget } from "../core/turn.js";
@@ -171,7 +171,9 @@ export async function listen(server: Server, opts: ListenOptions = {}): Promise<
   const interfaces = opts.interfaces ?? (g.interfaces as string[] | undefined) ?? ["127.0.0.1"];
   const c2sPorts = opts.c2sPorts ?? (g.c2s_ports as number[] | undefined) ?? [5222];
   const wsPorts = opts.websocketPorts ?? (g.websocket_ports as number[] | undefined) ?? [5280];
-  const dataDir = server.config.storage.driver === "sqlite" ? dirname(server.config.storage.database) : "data";
+  // certificates go beside the database (or into data/ beside the config file: memory storage, ":memory:")
+  const db = server.config.storage.driver === "sqlite" ? server.config.storage.database : ":memory:";
+  const dataDir = db === ":memory:" ? join(server.config.baseDir, "data") : dirname(db);
   const tls = await TlsProvider.load(server, dataDir);
   const settings: C2sSettings = {
     maxStanzaSize: (g.c2s_stanza_size_limit as number | undefined) ?? DEFAULT_STANZA_SIZE_LIMIT,

@@ -2,7 +2,7 @@
 // stream management, against the real server.
 import { afterEach, describe, expect, it } from "vitest";
 import { xml, type Element } from "@xmpp/xml";
-import type { CleanupReport } from "../../src/retention/index.js";
+import type { CleanupReport } from "mamkit";
 import { newClient, type Running, startServer, waitFor } from "./helpers.js";
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
