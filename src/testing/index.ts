@@ -35,6 +35,11 @@ export interface TestServerOptions {
    * schema; better-sqlite3's native addon is loaded only then), or a driver.
    */
   storage?: "memory" | "sqlite" | StorageDriver;
+  /**
+   * When scheduled tasks run: "clock" (default) as the manual clock passes
+   * their time, or "on-demand": only through `runScheduled()`.
+   */
+  tasks?: "clock" | "on-demand";
   /** Level of the captured log (default "debug"). */
   logLevel?: LogLevel;
 }
@@ -91,7 +96,7 @@ export class TestServer {
       logger,
       storage,
       // scheduled tasks and module timers run on the manual clock: `await clock.advance(ms)`
-      scheduler: "clock",
+      scheduler: opts.tasks === "on-demand" ? "off" : "clock",
     });
   }
 

@@ -66,6 +66,8 @@ interface ClientModel {
   units: Unit[];
   /** Newest archive position when the client first connected; undefined: never seen. */
   firstSeen: number | undefined;
+  /** When its connection dropped (it hibernates since), on the test clock. */
+  droppedAt?: number;
 }
 
 function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHours: number, ops: Op[]): Promise<void> {
@@ -73,6 +75,7 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
     const t = createTestServer({
       storage: driver,
       logLevel: "silent",
+      tasks: "on-demand", // cleanups only where the model runs (and checks) one
       config: {
         modules_enabled: ["mam_smart_retention"],
         archive_expires_after: "never",
@@ -162,6 +165,7 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
             if (cm.state !== "live") break;
             cm.fc!.drop();
             cm.state = "hibernating";
+            cm.droppedAt = t.clock.now();
             break;
           }
           case "resume": {
@@ -186,6 +190,10 @@ function runSchedule(driver: "memory" | "sqlite", strategy: "one" | "all", minHo
           }
           case "clock":
             await t.clock.advance(o.hours * HOUR);
+            // a hibernation longer than smacks_hibernation_time (600 s) ends the session, unresumed
+            for (const row of clients) {
+              for (const cm of row) if (cm.state === "hibernating" && t.clock.now() - cm.droppedAt! >= 600_000) cm.state = "ended";
+            }
             break;
           case "fail": {
             // the next commit fails: this message's archive rows (and whatever shares the batch) are lost
