@@ -19,11 +19,22 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** A timer on `clock` (real timers when the clock has none); `unref`: it does not keep the process alive. */
+/** The longest delay setTimeout takes (a longer one fires after 1 ms). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * A timer on `clock` (real timers when the clock has none, unref'd: it does
+ * not keep the process alive; a wait longer than setTimeout takes, about
+ * 24.8 days, is made of several).
+ */
 export function clockTimer(clock: Clock, ms: number, fn: () => unknown): TimerHandle {
   if (clock.setTimer) return clock.setTimer(ms, fn);
-  const handle = setTimeout(fn, ms);
-  handle.unref?.();
+  let handle: NodeJS.Timeout;
+  const wait = (left: number) => {
+    handle = setTimeout(() => (left > MAX_TIMEOUT_MS ? wait(left - MAX_TIMEOUT_MS) : fn()), Math.min(Math.max(0, left), MAX_TIMEOUT_MS));
+    handle.unref?.();
+  };
+  wait(ms);
   return { cancel: () => clearTimeout(handle) };
 }
 

@@ -214,6 +214,13 @@ export class LoadedModule implements ModuleApi {
     this.hostObject.scheduler.add(job);
   }
 
+  /** (Renamed: the unit is in the name now. Said clearly to a JavaScript module still calling it.) */
+  addTimer(): never {
+    throw new TypeError(
+      `module ${this.name}: addTimer(ms, fn) is now addTimerMs(ms, fn) (milliseconds; Prosody's add_timer counts seconds)`,
+    );
+  }
+
   addTimerMs(ms: number, fn: () => number | void): Timer {
     let handle: TimerHandle | undefined;
     const arm = (delay: number) => {

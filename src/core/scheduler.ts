@@ -43,15 +43,24 @@ export class ScheduledJob {
   /** Starts on `clock` instead: each start is a timer on it, set again as it fires. */
   startOn(clock: Clock): void {
     if (this.clockTimer) return;
-    const arm = () => {
-      const next = nextCronTime(this.expression, clock.now());
-      if (next === undefined) return;
-      this.clockTimer = clockTimer(clock, next - clock.now(), () => {
-        arm();
+    const arm = (after: number) => {
+      const next = nextCronTime(this.expression, after);
+      if (next === undefined) {
+        this.log.warn({ task: this.name, expression: this.expression }, "scheduled task: no start within eight years; not armed");
+        return;
+      }
+      const fire = (): unknown => {
+        // (a timer may fire a little early: then it waits for the rest)
+        if (clock.now() < next) {
+          this.clockTimer = clockTimer(clock, next - clock.now(), fire);
+          return undefined;
+        }
+        arm(next); // the start after this one: always later
         return this.tick();
-      });
+      };
+      this.clockTimer = clockTimer(clock, next - clock.now(), fire);
     };
-    arm();
+    arm(clock.now());
   }
 
   stop(): void {
@@ -102,23 +111,49 @@ export function checkCronExpression(expr: string, what: string): void {
   }
 }
 
+/** node-cron's own matcher per expression (created, never started), for what the fields alone do not say. */
+const matchers = new Map<string, ReturnType<typeof cron.createTask>>();
+
+function matches(expression: string, d: Date): boolean {
+  let task = matchers.get(expression);
+  if (!task) {
+    task = cron.createTask(expression, () => undefined);
+    matchers.set(expression, task);
+  }
+  return task.match(d);
+}
+
 /**
  * The first time after `after` (ms) that a node-cron expression names, in
- * local time as node-cron reads it (every field must match), within two years.
+ * local time as node-cron reads it (every field must match), within eight
+ * years. Days given by node-cron's tokens (`L`, `1#2`, `15W`) are checked by
+ * node-cron itself. Time only moves forward: where a local time repeats
+ * (daylight saving time ending) the search goes on from the later instant.
  */
 export function nextCronTime(expression: string, after: number): number | undefined {
   const f = cron.parse(expression);
+  const numeric = (list: readonly unknown[]) => list.every((x) => typeof x === "number");
+  const daysByFields = numeric(f.dayOfMonth) && numeric(f.dayOfWeek);
   const [sec, min, hour, day, month, weekday] = [f.second, f.minute, f.hour, f.dayOfMonth, f.month, f.dayOfWeek].map(
     (list) => new Set<unknown>(list),
   ) as Set<unknown>[];
-  const d = new Date(Math.floor(after / 1000) * 1000 + 1000);
-  const limit = after + 2 * 366 * 86_400_000;
-  while (d.getTime() <= limit) {
-    if (!month!.has(d.getMonth() + 1) || !day!.has(d.getDate()) || !weekday!.has(d.getDay())) d.setHours(24, 0, 0, 0);
-    else if (!hour!.has(d.getHours())) d.setHours(d.getHours() + 1, 0, 0, 0);
-    else if (!min!.has(d.getMinutes())) d.setMinutes(d.getMinutes() + 1, 0, 0);
-    else if (!sec!.has(d.getSeconds())) d.setSeconds(d.getSeconds() + 1, 0);
-    else return d.getTime();
+  // Within a day the search steps in real time (to the next local second, minute or hour as the
+  // fields say), so an hour that repeats when daylight saving time ends is searched twice, as
+  // node-cron, which checks the local time every second, would run in it twice; a day that does
+  // not match is left for the next local midnight.
+  let t = Math.floor(after / 1000) * 1000 + 1000;
+  const limit = after + 8 * 366 * 86_400_000;
+  while (t <= limit) {
+    const d = new Date(t);
+    const before = t;
+    if (!month!.has(d.getMonth() + 1) || (daysByFields && (!day!.has(d.getDate()) || !weekday!.has(d.getDay())))) {
+      t = d.setHours(24, 0, 0, 0);
+    } else if (!hour!.has(d.getHours())) t += (60 - d.getMinutes()) * 60_000 - d.getSeconds() * 1000;
+    else if (!min!.has(d.getMinutes())) t += 60_000 - d.getSeconds() * 1000;
+    else if (!sec!.has(d.getSeconds())) t += 1000;
+    else if (!daysByFields && !matches(expression, d)) t = d.setHours(24, 0, 0, 0);
+    else return t;
+    if (t <= before) t = before + 1000;
   }
   return undefined;
 }
