@@ -4,9 +4,9 @@
 // accounts and 100,000-message archive. One runs at a time.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { copyFileSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { portOpen } from "../../test/helpers/net.js";
 import { freePort } from "../load/server.js";
 import { createLogger } from "../../src/core/logger.js";
 import { Server } from "../../src/server.js";
@@ -31,16 +31,6 @@ export function prosodyAvailable(): string | undefined {
   }
 }
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(port, "127.0.0.1");
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
-}
 
 /**
  * The database both servers start from: accounts (mamkit writes them as

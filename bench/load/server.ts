@@ -1,7 +1,7 @@
 // The load benchmark's server: `mamkit serve` as a child process on a SQLite file.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, } from "node:fs";
-import { type AddressInfo, connect, createServer as createNetServer } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { DOMAIN, type LoadOptions, pool, root, sleep } from "./common.js";
 
@@ -25,16 +25,8 @@ export function distIsStale(): boolean {
   return walk(join(root, "src"));
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+// (one helper for ports, shared with the tests)
+export { freePort } from "../../test/helpers/net.js";
 
 export function serverConfig(database: string, port: number, modules: string[], opts: LoadOptions): Record<string, unknown> {
   return {
