@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { Accounts } from "./auth/accounts.js";
 import { builtinModules } from "./builtins.js";
 import { type ListenOptions, type Listening, listen } from "./c2s/listeners.js";
-import { type Config, loadConfigFile, parseConfig } from "./core/config.js";
+import { type Config, isParsedConfig, loadConfigFile, parseConfig } from "./core/config.js";
 import { HostError } from "./core/errors.js";
 import { loadPlugins } from "./core/plugins.js";
 import { Server as CoreServer, type ServerOptions } from "./core/server.js";
@@ -52,9 +52,7 @@ export class Server extends CoreServer {
    * (importing them is asynchronous, which the constructor cannot be).
    */
   static async create(opts: ServerOptions): Promise<Server> {
-    const config = opts.config instanceof Object && "hosts" in opts.config && opts.config.hosts instanceof Map
-      ? (opts.config as Config)
-      : parseConfig(opts.config);
+    const config = isParsedConfig(opts.config) ? opts.config : parseConfig(opts.config);
     const builtins = opts.builtins ?? builtinModules;
     const known = new Set([...builtins, ...(opts.modules ?? [])].map((d) => d.name));
     const plugins = await loadPlugins(config, pluginFolders(config), known);

@@ -14,13 +14,14 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { closestName, ConfigError, HostError } from "./errors.js";
 import { describeRange, type NumberRange } from "./options.js";
+import { configErrorOf, firstIssue, issueExpected, oneOf } from "./config-issues.js";
+import { lineAndColumn, jsonSyntaxError, v8Position } from "./config-json.js";
 import { parseJid } from "../xmpp/jid.js";
 import type { StorageConfig } from "../storage/types.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const LOG_FORMATS = ["auto", "pretty", "json"] as const;
 
-const oneOf = (values: readonly unknown[]) => `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`;
 
 /** A number schema that, whatever fails (type, integer, bound), expects the whole range. */
 function numberIn(r: NumberRange, what = describeRange(r)) {
@@ -276,24 +277,9 @@ function parseStorage(value: unknown, baseDir: string): StorageConfig {
   return STORAGE_DRIVERS[driver as DriverName].config(result.data as never, baseDir);
 }
 
-/**
- * The issue to report: the first, unless an object on its way has a key it
- * does not take ("cert" and then a missing "certificate": the typo is news).
- */
-function firstIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
-  const first = issues[0]!;
-  const within = (outer: readonly PropertyKey[]) => outer.every((p, i) => first.path[i] === p);
-  return issues.find((i) => i.code === "unrecognized_keys" && within(i.path)) ?? first;
-}
-
-/** A zod issue as a ConfigError: the full path (an unknown key's own), our wording, the value found. */
-function configErrorOf(issue: z.core.$ZodIssue, root: unknown, prefix: readonly PropertyKey[]): ConfigError {
-  const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]!] : issue.path;
-  const keyPath = formatPath([...prefix, ...path]);
-  if (issue.code === "unrecognized_keys") return new ConfigError(keyPath, issue.message);
-  const found = lookup(root, path);
-  if (!found.present) return new ConfigError(keyPath, `${issue.message}; it is missing`);
-  return new ConfigError(keyPath, issue.message, undefined, found.value);
+/** A config `parseConfig` made already (rather than an object in the JSON file's shape). */
+export function isParsedConfig(c: Config | Record<string, unknown>): c is Config {
+  return c.hosts instanceof Map && typeof (c as Config).storage === "object" && "global" in c;
 }
 
 /** Reads and checks a JSON config file; its paths are relative to its folder. */
@@ -318,214 +304,4 @@ export function loadConfigFile(path: string): Config {
   return parseConfig(data, { baseDir: dirname(resolve(path)) });
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const [i, p] of path.entries()) {
-    if (typeof p === "number") out += `[${p}]`;
-    else if (out === "") out = String(p);
-    else if (i === 1 && path[0] === "hosts") out += `[${JSON.stringify(String(p))}]`; // as everywhere: hosts["a.example"]
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(String(p))) out += `.${String(p)}`;
-    else out += `[${JSON.stringify(String(p))}]`;
-  }
-  return out || "(top level)";
-}
-
-function lookup(root: unknown, path: readonly PropertyKey[]): { present: boolean; value?: unknown } {
-  let v: unknown = root;
-  for (const p of path) {
-    if (typeof v !== "object" || v === null || !Object.hasOwn(v, p)) return { present: false };
-    v = (v as Record<PropertyKey, unknown>)[p];
-  }
-  return { present: true, value: v };
-}
-
-/**
- * What an issue expected, in our words, for whatever a schema above does not
- * word itself (it is passed to every parse: zod's own text never shows).
- */
-export function issueExpected(issue: z.core.$ZodRawIssue): string {
-  switch (issue.code) {
-    case "invalid_type":
-      return TYPE_WORDS[issue.expected] ?? `a value of type ${issue.expected}`;
-    case "too_small":
-    case "too_big": {
-      const small = issue.code === "too_small";
-      const limit = Number(small ? issue.minimum : issue.maximum);
-      const bound =
-        issue.inclusive === false ? `${small ? "more" : "fewer"} than ${limit}` : `${small ? "at least" : "at most"} ${limit}`;
-      if (issue.origin === "string") return small && limit === 1 ? "a non-empty string" : `a string of ${bound} characters`;
-      if (issue.origin === "array" || issue.origin === "set") return small && limit === 1 ? "a non-empty list" : `a list of ${bound} items`;
-      return describeRange(small ? { min: limit } : { max: limit });
-    }
-    case "invalid_value":
-      return oneOf(issue.values);
-    case "unrecognized_keys":
-      return `no ${issue.keys.map((k) => JSON.stringify(k)).join(", ")} here`;
-    case "invalid_format":
-      return issue.format === "regex" ? `a string matching ${issue.pattern ?? "its pattern"}` : `a string in ${issue.format} format`;
-    case "not_multiple_of":
-      return `a multiple of ${String(issue.divisor)}`;
-    case "invalid_key":
-      return "a valid key";
-    case "invalid_element":
-      return "valid elements";
-    case "invalid_union":
-      return "one of the accepted forms";
-    default:
-      return "a valid value";
-  }
-}
-
-const TYPE_WORDS: Record<string, string> = {
-  string: "a string",
-  number: "a number",
-  int: "a whole number",
-  boolean: "true or false",
-  array: "a list",
-  object: "an object",
-  record: "an object",
-  null: "null",
-};
-
-/** Where JSON.parse stopped, if its message says (V8: "at position N"); else the end. */
-function v8Position(err: Error, text: string): number {
-  const m = /at position (\d+)/.exec(err.message);
-  return m ? Number(m[1]) : text.length;
-}
-
-function lineAndColumn(text: string, at: number): { line: number; column: number } {
-  let line = 1;
-  let start = 0;
-  for (let i = 0; i < at && i < text.length; i++) {
-    if (text[i] === "\n") {
-      line++;
-      start = i + 1;
-    }
-  }
-  return { line, column: at - start + 1 };
-}
-
-class JsonSyntax {
-  constructor(
-    readonly at: number,
-    readonly what: string,
-  ) {}
-}
-
-/**
- * The first JSON syntax error in `text` and where it is, in our words (V8's
- * messages have no line, and some no position). Undefined if there is none.
- */
-export function jsonSyntaxError(text: string): { at: number; what: string } | undefined {
-  let i = 0;
-  const fail: (what: string, at?: number) => never = (what, at = i) => {
-    throw new JsonSyntax(at, what);
-  };
-  const space = () => {
-    for (;;) {
-      const c = text[i];
-      if (c === " " || c === "\t" || c === "\n" || c === "\r") i++;
-      else if (c === "/" && (text[i + 1] === "/" || text[i + 1] === "*")) fail("comments are not allowed in JSON");
-      else return;
-    }
-  };
-  const string = () => {
-    const start = i;
-    i++; // the opening quote
-    for (;;) {
-      const c = text[i];
-      if (c === undefined) fail("the file ends inside a string (a closing '\"' is missing)", start);
-      if (c === '"') {
-        i++;
-        return;
-      }
-      if (c === "\\") {
-        const e = text[i + 1];
-        if (e === "u" && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
-        else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
-        else fail("an invalid escape in a string (\\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX)");
-        continue;
-      }
-      if (c === "\n") fail("a line break inside a string (a closing '\"' is missing, or write \\n)");
-      if (c < " ") fail("a control character inside a string (write it as \\uXXXX)");
-      i++;
-    }
-  };
-  const value = (): void => {
-    space();
-    const c = text[i];
-    if (c === undefined) fail("the file ends where a value should be");
-    if (c === "{" || c === "[") {
-      container(c === "{" ? "}" : "]");
-      return;
-    }
-    if (c === '"') {
-      string();
-      return;
-    }
-    if (c === "-" || (c >= "0" && c <= "9")) {
-      const m = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
-      m.lastIndex = i;
-      const found = m.exec(text);
-      if (!found || /[0-9.eE+\-A-Za-z_]/.test(text[i + found[0].length] ?? "")) fail("an invalid number");
-      i += found[0].length;
-      return;
-    }
-    for (const word of ["true", "false", "null"]) {
-      if (text.startsWith(word, i) && !/[A-Za-z0-9_]/.test(text[i + word.length] ?? "")) {
-        i += word.length;
-        return;
-      }
-    }
-    if (c === "'") fail("strings take double quotes, not single quotes");
-    fail("expected a value (a string in double quotes, a number, an object, a list, true, false or null)");
-  };
-  /** An object or a list, from its opening bracket. */
-  const container = (close: "}" | "]") => {
-    const open = i;
-    const inside = close === "}" ? "an object" : "a list";
-    const unclosed = () => fail(`${inside} opened here has no closing '${close}' (the file ends first)`, open);
-    i++;
-    space();
-    if (text[i] === close) {
-      i++;
-      return;
-    }
-    for (;;) {
-      if (close === "}") {
-        space();
-        if (text[i] === undefined) unclosed();
-        if (text[i] === "'") fail("keys take double quotes, not single quotes");
-        if (text[i] !== '"') fail("expected a key in double quotes");
-        string();
-        space();
-        if (text[i] === undefined) unclosed();
-        if (text[i] !== ":") fail("expected ':' after the key");
-        i++;
-      }
-      value();
-      const end = i;
-      space();
-      const c = text[i];
-      if (c === close) {
-        i++;
-        return;
-      }
-      if (c === undefined) unclosed();
-      if (c !== ",") fail(`expected ',' or '${close}' after this value`, end);
-      const comma = i;
-      i++;
-      space();
-      if (text[i] === close) fail(`a ',' after the last item of ${inside} (JSON allows none)`, comma);
-    }
-  };
-  try {
-    value();
-    space();
-    if (i < text.length) fail("more text after the end of the JSON value");
-    return undefined;
-  } catch (e) {
-    if (e instanceof JsonSyntax) return { at: e.at, what: e.what };
-    return undefined; // nested too deep for this scanner: the caller falls back on V8's message
-  }
-}
+export { issueExpected, jsonSyntaxError };

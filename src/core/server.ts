@@ -3,7 +3,7 @@
 // module before returning; any problem is a HostError naming what is wrong.
 import type { Element } from "@xmpp/xml";
 import { type Clock, systemClock } from "./clock.js";
-import { type Config, CORE_KEYS, parseConfig } from "./config.js";
+import { type Config, CORE_KEYS, isParsedConfig, parseConfig } from "./config.js";
 import { existsSync } from "node:fs";
 import { ConfigError, HostError, unknownModuleError } from "./errors.js";
 import { pluginCandidates } from "./plugins.js";
@@ -59,7 +59,7 @@ export class Server {
   private readonly unloads: Promise<unknown>[] = [];
 
   constructor(opts: ServerOptions) {
-    this.config = isParsed(opts.config) ? opts.config : parseConfig(opts.config);
+    this.config = isParsedConfig(opts.config) ? opts.config : parseConfig(opts.config);
     this.log = opts.logger ?? createLogger({ level: this.config.logLevel, format: this.config.logFormat });
     this.clock = opts.clock ?? systemClock;
     this.scheduler = new Scheduler(opts.scheduler ?? (opts.timers === false ? "off" : "cron"), this.clock);
@@ -245,10 +245,6 @@ function pluginHint(name: string, folders: readonly string[]): string {
     return ` (${found} is there, but this server was built with \`new Server\`/\`createServer\`, which does not import from plugin_paths: use \`await Server.create(...)\` or \`Server.fromFile(...)\`)`;
   }
   return ` (not in plugin_paths either: looked for ${name}.js, mod_${name}.js, ${name}/index.js (or .mjs) in ${folders.join(", ")})`;
-}
-
-function isParsed(c: Config | Record<string, unknown>): c is Config {
-  return c.hosts instanceof Map && typeof (c as Config).storage === "object" && "global" in c;
 }
 
 /** Creates a server from a config: checks it, opens storage, loads every module. */
