@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { Accounts } from "./auth/accounts.js";
 import { builtinModules } from "./builtins.js";
 import { type ListenOptions, type Listening, listen } from "./c2s/listeners.js";
-import { type Config, isParsedConfig, loadConfigFile, parseConfig } from "./core/config.js";
+import { isParsedConfig, loadConfigFile, parseConfig } from "./core/config.js";
 import { HostError } from "./core/errors.js";
 import { loadPlugins } from "./core/plugins.js";
 import { Server as CoreServer, type ServerOptions } from "./core/server.js";
@@ -55,7 +55,7 @@ export class Server extends CoreServer {
     const config = isParsedConfig(opts.config) ? opts.config : parseConfig(opts.config);
     const builtins = opts.builtins ?? builtinModules;
     const known = new Set([...builtins, ...(opts.modules ?? [])].map((d) => d.name));
-    const plugins = await loadPlugins(config, pluginFolders(config), known);
+    const plugins = await loadPlugins(config, config.pluginPaths, known);
     return new Server({ ...opts, config, builtins: [...builtins, ...plugins] });
   }
 
@@ -104,7 +104,7 @@ export class Server extends CoreServer {
     const binding = this.binding;
     this.binding = undefined;
     this.markStopping();
-    if (binding !== undefined) await binding.then((l) => l, () => undefined);
+    await binding?.catch(() => undefined); // (a listen still binding: its failure is its caller's)
     const l = this.listening;
     this.listening = undefined;
     await l?.close();
@@ -159,6 +159,3 @@ export function createServer(opts: ServerOptions): Server {
   return new Server(opts);
 }
 
-function pluginFolders(config: Config): readonly string[] {
-  return config.pluginPaths;
-}
