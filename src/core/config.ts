@@ -93,6 +93,23 @@ const STORAGE_DRIVERS = {
       ...commitOptions(s),
     }),
   },
+  postgres: {
+    keys: {
+      driver: z.literal("postgres"),
+      url: z
+        .string({ error: () => PG_URL })
+        .refine((u) => /^postgres(ql)?:\/\//.test(u) && URL.canParse(u), { error: () => PG_URL }),
+      pool: numberIn({ integer: true, min: 1, max: 1000 }).optional(),
+      ...commitKeys,
+    },
+    config: (s: { url: string; pool?: number; commit_delay_ms?: number; commit_max_writes?: number }, _baseDir: string): StorageConfig => ({
+      driver: "postgres",
+      url: s.url,
+      pool: s.pool ?? DEFAULT_PG_POOL,
+      setting: "storage.url",
+      ...commitOptions(s),
+    }),
+  },
 } as const;
 type DriverName = keyof typeof STORAGE_DRIVERS;
 const DRIVER_NAMES = Object.keys(STORAGE_DRIVERS) as DriverName[];
@@ -158,6 +175,7 @@ const globalSchema = z.looseObject({
 export const GLOBAL_ONLY_KEYS = new Set([
   "log",
   "storage",
+  "sql",
   "hosts",
   "interfaces",
   "c2s_ports",
@@ -213,7 +231,7 @@ export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): Conf
   const result = globalSchema.safeParse(input, { error: issueExpected });
   if (!result.success) throw configErrorOf(firstIssue(result.error.issues), input, []);
   const raw = input as Record<string, unknown>;
-  const storage = parseStorage(raw.storage, baseDir);
+  const storage = parseStorage(raw.storage, baseDir, raw.sql);
   const path = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   /** A section with its paths resolved (a copy: the input is left as it was). */
   const resolved = (section: Record<string, unknown>): Record<string, unknown> => {
@@ -254,14 +272,45 @@ function resolveDatabase(file: string, baseDir: string): string {
   return file === ":memory:" || isAbsolute(file) ? file : resolve(baseDir, file);
 }
 
-const STORAGE_EXPECTED = `${oneOf(DRIVER_NAMES)} or an object { "driver": ${DRIVER_NAMES.map((d) => JSON.stringify(d)).join(" | ")}, ... }`;
+const PG_URL = "a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)";
+/** Connections a PostgreSQL driver keeps for reads and transactions (the writer has one more). */
+export const DEFAULT_PG_POOL = 10;
+
+/**
+ * Prosody's `storage = "sql"` with its `sql = { driver = ..., ... }` table:
+ * "PostgreSQL" becomes the postgres driver (its keys make the URL), "SQLite3"
+ * the sqlite one (its `database` a file next to the config).
+ */
+function prosodySql(value: unknown, baseDir: string): StorageConfig {
+  const sqlSchema = closed("sql", {
+    driver: oneOfThese(["PostgreSQL", "SQLite3"]),
+    database: nonEmpty("a database name (a non-empty string)").optional(),
+    host: nonEmpty("a host name (a non-empty string)").optional(),
+    port: numberIn({ integer: true, min: 1, max: 65535 }).optional(),
+    username: z.string({ error: () => "a string" }).optional(),
+    password: z.string({ error: () => "a string" }).optional(),
+  }, 'an object { "driver": "PostgreSQL" | "SQLite3", "database": ..., ... }');
+  if (value === undefined) throw new ConfigError("sql", 'an object { "driver": "PostgreSQL" | "SQLite3", ... }, which storage "sql" needs; it is missing');
+  const r = sqlSchema.safeParse(value, { error: issueExpected });
+  if (!r.success) throw configErrorOf(firstIssue(r.error.issues), value, ["sql"]);
+  const s = r.data;
+  if (s.driver === "SQLite3") return STORAGE_DRIVERS.sqlite.config({ database: s.database ?? "prosody.sqlite" }, baseDir);
+  const auth = s.username === undefined ? "" : `${encodeURIComponent(s.username)}${s.password === undefined ? "" : `:${encodeURIComponent(s.password)}`}@`;
+  const host = s.host ?? "localhost";
+  const url = `postgres://${auth}${host.includes(":") ? `[${host}]` : host}:${s.port ?? 5432}/${encodeURIComponent(s.database ?? "prosody")}`;
+  return { driver: "postgres", url, pool: DEFAULT_PG_POOL, setting: "sql" };
+}
+
+const STORAGE_EXPECTED = `${oneOf([...DRIVER_NAMES, "sql"])} or an object { "driver": ${DRIVER_NAMES.map((d) => JSON.stringify(d)).join(" | ")}, ... }`;
 
 /** `storage`: a driver's name, or an object checked by its driver's schema (absent: sqlite). */
-function parseStorage(value: unknown, baseDir: string): StorageConfig {
+function parseStorage(value: unknown, baseDir: string, sql: unknown): StorageConfig {
   if (value === undefined) return STORAGE_DRIVERS.sqlite.config({}, baseDir);
+  if (value === "sql") return prosodySql(sql, baseDir);
   if (typeof value === "string") {
     if (!(DRIVER_NAMES as string[]).includes(value)) throw new ConfigError("storage", STORAGE_EXPECTED, undefined, value);
-    return STORAGE_DRIVERS[value as DriverName].config({}, baseDir);
+    if (value === "postgres") throw new ConfigError("storage", 'an object { "driver": "postgres", "url": "postgres://..." }: the postgres driver needs its URL', undefined, value);
+    return STORAGE_DRIVERS[value as "memory" | "sqlite"].config({}, baseDir);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ConfigError("storage", STORAGE_EXPECTED, undefined, value);

@@ -39,7 +39,7 @@ export function read<T>(fn: () => T): Promise<T> {
   }
 }
 
-function decodeRows(rows: Row[]): KeyvalData | undefined {
+export function decodeRows(rows: readonly Row[]): KeyvalData | undefined {
   if (rows.length === 0) return undefined;
   const result: KeyvalData = {};
   for (const row of rows) {
@@ -62,8 +62,30 @@ function decodeRows(rows: Row[]): KeyvalData | undefined {
   return result;
 }
 
-function checkKey(key: string): void {
+export function checkKey(key: string): void {
   if (typeof key !== "string" || key === "") throw new StorageError("bad-value", "map keys are non-empty strings");
+}
+
+/** A keyval table as Prosody's rows (key, type, value): non-string keys in the empty-key row. */
+export function encodeTable(data: KeyvalData | undefined): [string, string, string][] {
+  const rows: [string, string, string][] = [];
+  if (!data) return rows;
+  const extra: Record<string, unknown> = {};
+  let hasExtra = false;
+  for (const [k, v] of Object.entries(data)) {
+    if (v === undefined) continue;
+    if (k === "") {
+      extra[k] = v;
+      hasExtra = true;
+    } else rows.push([k, ...encodeValue(v)]);
+  }
+  const m = data[NON_STRING_KEYS];
+  if (m && m.size > 0) {
+    extra.__hash = [...m].flat(1);
+    hasExtra = true;
+  }
+  if (hasExtra) rows.push(["", "json", encodeJson(extra)]);
+  return rows;
 }
 
 export class RowKeyValueStore implements KeyValueStore {
@@ -87,24 +109,7 @@ export class RowKeyValueStore implements KeyValueStore {
 
   private write(u: string, data: KeyvalData | undefined): Promise<void> {
     // encode everything first: a value that cannot be stored leaves the old data intact
-    const rows: [string, string, string][] = [];
-    if (data) {
-      const extra: Record<string, unknown> = {};
-      let hasExtra = false;
-      for (const [k, v] of Object.entries(data)) {
-        if (v === undefined) continue;
-        if (k === "") {
-          extra[k] = v;
-          hasExtra = true;
-        } else rows.push([k, ...encodeValue(v)]);
-      }
-      const m = data[NON_STRING_KEYS];
-      if (m && m.size > 0) {
-        extra.__hash = [...m].flat(1);
-        hasExtra = true;
-      }
-      if (hasExtra) rows.push(["", "json", encodeJson(extra)]);
-    }
+    const rows = encodeTable(data);
     return this.b.writes.write(() => {
       this.b.deleteRows(this.host, u, this.store);
       for (const [k, t, v] of rows) this.b.insertRow(this.host, u, this.store, k, t, v);

@@ -195,6 +195,11 @@ export interface StorageDriver {
   deleteUser(host: string, user: string): Promise<void>;
   /** Commits what is pending and closes. */
   close(): Promise<void>;
+  /**
+   * Resolves once the driver can serve (connected, tables in place); rejects
+   * saying why not, naming the setting. Drivers that open synchronously have none.
+   */
+  ready?(): Promise<void>;
 }
 
 /** Counts the commits that failed: see `StorageDriver.durable`. */
@@ -224,4 +229,11 @@ export class StorageError extends Error {
 /** Which driver to open, as the config's `storage` option says (parsed). */
 export type StorageConfig =
   | ({ driver: "memory" } & Partial<CommitOptions>)
-  | ({ driver: "sqlite"; database: string; synchronous: "full" | "normal" } & Partial<CommitOptions>);
+  | ({ driver: "sqlite"; database: string; synchronous: "full" | "normal" } & Partial<CommitOptions>)
+  | ({
+      driver: "postgres";
+      url: string;
+      pool: number;
+      /** The setting the URL came from ("storage.url", or "sql" for Prosody's table), for errors. */
+      setting: string;
+    } & Partial<CommitOptions>);

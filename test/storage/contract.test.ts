@@ -1,12 +1,16 @@
-// One contract, both drivers: everything here must hold for memory and SQLite alike.
+// One contract, every driver: everything here must hold for memory, SQLite and
+// PostgreSQL alike (PostgreSQL: a private cluster, a fresh database per test;
+// reported as skipped where PostgreSQL is not installed).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { PostgresDriver } from "../../src/storage/postgres/driver.js";
 import { MemoryDriver } from "../../src/storage/memory/driver.js";
 import { SqliteDriver } from "../../src/storage/sqlite/driver.js";
 import { type ArchiveRef, NON_STRING_KEYS, StorageError, type StorageDriver } from "../../src/storage/types.js";
 import { Element, xml } from "../../src/xmpp/stanza.js";
+import { type PgCluster, pgAvailable, startPg } from "../helpers/pg.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -29,7 +33,22 @@ const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 const msg = (n: number, from = "juliet@capulet.example/balcony") =>
   xml("message", { type: "chat", from, to: "romeo@montague.example", id: `m${n}` }, xml("body", {}, `text ${n} <&'">`));
 
-describe.each(drivers)("storage contract: %s", (_name, open) => {
+describe.each(drivers)("storage contract: %s", (_name, open) => contract(open));
+
+describe.skipIf(!pgAvailable)("storage contract: postgres", () => {
+  let cluster: PgCluster;
+  let url = "";
+  beforeAll(async () => {
+    cluster = await startPg();
+  }, 60_000);
+  afterAll(() => cluster?.stop());
+  beforeEach(async () => {
+    url = await cluster.createDatabase();
+  });
+  contract(() => new PostgresDriver({ url }));
+});
+
+function contract(open: () => StorageDriver): void {
   describe("keyval", () => {
     it("stores and returns a user's table with every value type", async () => {
       const d = open();
@@ -336,4 +355,4 @@ describe.each(drivers)("storage contract: %s", (_name, open) => {
     expect(await kv.getAll("u")).toEqual({ a: 1, b: 2 });
     await d.close();
   });
-});
+}
