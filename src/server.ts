@@ -7,6 +7,7 @@ import { Accounts } from "./auth/accounts.js";
 import { builtinModules } from "./builtins.js";
 import { type ListenOptions, type Listening, listen } from "./c2s/listeners.js";
 import { isParsedConfig, loadConfigFile, parseConfig } from "./core/config.js";
+import { openStorage } from "./storage/index.js";
 import { HostError } from "./core/errors.js";
 import { loadPlugins } from "./core/plugins.js";
 import { Server as CoreServer, type ServerOptions } from "./core/server.js";
@@ -56,7 +57,15 @@ export class Server extends CoreServer {
     const builtins = opts.builtins ?? builtinModules;
     const known = new Set([...builtins, ...(opts.modules ?? [])].map((d) => d.name));
     const plugins = await loadPlugins(config, config.pluginPaths, known);
-    return new Server({ ...opts, config, builtins: [...builtins, ...plugins] });
+    // a database server out of reach (or refusing) is said now, before any module loads
+    const storage = opts.storage ?? openStorage(config.storage);
+    try {
+      await storage.ready?.();
+    } catch (err) {
+      await storage.close().catch(() => undefined);
+      throw new HostError("MAMKIT_ERR_STORAGE_OPEN", (err as Error).message, { cause: err });
+    }
+    return new Server({ ...opts, config, storage, builtins: [...builtins, ...plugins] });
   }
 
   /** `Server.create` from a JSON config file (paths in it are relative to its folder). */

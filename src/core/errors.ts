@@ -16,6 +16,8 @@ export const HOST_ERROR_CODES = {
   MAMKIT_ERR_LISTEN: "a listener cannot bind its address (in use, not permitted, or not on this machine)",
   MAMKIT_ERR_STOPPED: "the server is stopped or stopping: it takes no new connection, session or listener",
   MAMKIT_ERR_TASK_UNKNOWN: "a scheduled task name no loaded module registered (the message lists the known ones)",
+  MAMKIT_ERR_STORAGE_OPEN:
+    "the storage cannot be opened: its server is out of reach, refuses the credentials, or has no such database (the message names the setting)",
   MAMKIT_ERR_STORAGE:
     "the storage cannot give what is asked: an unknown store kind, or an archive that can reuse positions (smart retention refuses it)",
 } as const;

@@ -21,7 +21,7 @@ import {
 } from "./options.js";
 import { checkCronExpression, DAILY, ScheduledJob } from "./scheduler.js";
 import { clockTimer, type TimerHandle } from "./clock.js";
-import type { StoreKind, StoreOf } from "../storage/types.js";
+import type { Coordination, StoreKind, StoreOf } from "../storage/types.js";
 import type { FilterDirection, Session, StanzaFilter } from "./session.js";
 
 /** module.shared(): per server, by key. */
@@ -181,6 +181,10 @@ export class LoadedModule implements ModuleApi {
 
   writeMark(): number {
     return this.hostObject.server.storage.mark();
+  }
+
+  get cluster(): Coordination {
+    return this.hostObject.server.cluster;
   }
 
   bindSession(session: Session, resource: string): void {

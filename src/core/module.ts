@@ -5,7 +5,7 @@ import type { Logger } from "./logger.js";
 import type { Clock } from "./clock.js";
 import type { PayloadOf } from "./event-payloads.js";
 import type { Handler } from "./events.js";
-import type { StoreKind, StoreOf } from "../storage/types.js";
+import type { Coordination, StoreKind, StoreOf } from "../storage/types.js";
 import type { FilterDirection, Session, StanzaFilter } from "./session.js";
 import type { Host } from "./host.js";
 
@@ -165,6 +165,12 @@ export interface ModuleApi {
   durable(mark?: number): Promise<void>;
   /** A mark for the writes made from now on (see `durable`). */
   writeMark(): number;
+  /**
+   * The nodes sharing this server's storage (several mamkit processes on one
+   * PostgreSQL database; alone otherwise): `exclusive` runs a task on one node
+   * at a time, `barrier` has every node run its handlers of a topic.
+   */
+  readonly cluster: Coordination;
   /**
    * Binds an authenticated session (as its `authUser`) to `resource` on this
    * host; a session bound to that full JID before is closed (`conflict`).

@@ -13,7 +13,8 @@ import type { ModuleDefinition } from "./module.js";
 import { checkDeclared, optionPath } from "./options.js";
 import { Scheduler, type SchedulerMode } from "./scheduler.js";
 import { openStorage } from "../storage/index.js";
-import type { StorageDriver } from "../storage/types.js";
+import { LocalCoordination } from "../storage/coordination.js";
+import type { Coordination, StorageDriver } from "../storage/types.js";
 import { Router } from "./router.js";
 
 export interface ServerOptions {
@@ -49,6 +50,8 @@ export class Server {
   readonly log: Logger;
   readonly clock: Clock;
   readonly storage: StorageDriver;
+  /** The nodes sharing the storage: exclusive tasks, barriers (alone: this process). */
+  readonly cluster: Coordination;
   readonly scheduler: Scheduler;
   readonly router: Router;
   readonly hosts = new Map<string, Host>();
@@ -76,6 +79,7 @@ export class Server {
     this.checkOptions();
     const plans = this.planHosts();
     this.storage = opts.storage ?? openStorage(this.config.storage);
+    this.cluster = this.storage.coordination?.((message, err) => this.log.warn({ err }, message)) ?? new LocalCoordination();
     try {
       for (const [domain, section, modules] of plans) {
         const host = new Host(this, domain, section);
@@ -146,6 +150,7 @@ export class Server {
       h.unloadAll();
     }
     await Promise.allSettled(this.unloads.splice(0));
+    await this.cluster?.close();
     await this.storage?.close();
   }
 

@@ -317,17 +317,21 @@ export default defineModule(
     });
 
     if (Number.isFinite(expiresAfter)) {
+      // (several nodes on one database: one of them at a time; the others skip their turn)
       module.daily("archive expiry", async () => {
-        const cutoff = module.clock.now() - expiresAfter * 1000 - 1; // strictly older than the period
-        const started = Date.now();
-        let deleted = 0;
-        for (;;) {
-          const n = await archive.delete(null, { end: cutoff, limit: batchSize });
-          deleted += n;
-          if (n < batchSize) break;
-          await new Promise((r) => setImmediate(r)); // let the server serve between batches
-        }
-        module.log.info({ deleted, ms: Date.now() - started }, `expired ${deleted} archived messages`);
+        const r = await module.cluster.exclusive(`archive-expiry:${module.host}`, false, async () => {
+          const cutoff = module.clock.now() - expiresAfter * 1000 - 1; // strictly older than the period
+          const started = Date.now();
+          let deleted = 0;
+          for (;;) {
+            const n = await archive.delete(null, { end: cutoff, limit: batchSize });
+            deleted += n;
+            if (n < batchSize) break;
+            await new Promise((r) => setImmediate(r)); // let the server serve between batches
+          }
+          module.log.info({ deleted, ms: Date.now() - started }, `expired ${deleted} archived messages`);
+        });
+        if (!r.ran) module.log.debug("another node is expiring this host's archive: skipped");
       });
     }
   },

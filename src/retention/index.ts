@@ -30,6 +30,9 @@ declare module "../core/event-payloads.js" {
   }
 }
 
+/** How long a cleanup waits for every node to write its tracking (then it does not run). */
+const BARRIER_TIMEOUT_MS = 10_000;
+
 export default defineModule(
   "mam_smart_retention",
   (module) => {
@@ -78,6 +81,8 @@ export default defineModule(
     // The (user, client) of each tracked session: stream management and a valid client id.
     // Decided once, when stream management is enabled (it stays on, across resumptions).
     const identities = new WeakMap<Session, { user: string; client: string }>();
+    /** Tracked sessions that may still be bound (pruned at each barrier, and at unbind). */
+    const trackedSessions = new Set<Session>();
     function tracked(session: Session | undefined): { user: string; client: string } | undefined {
       return session === undefined ? undefined : identities.get(session);
     }
@@ -87,6 +92,7 @@ export default defineModule(
       if (!session.jid || !isClientId(session.clientId) || !smState(session)) return undefined;
       const t = { user: session.jid.local!, client: session.clientId.toLowerCase() };
       identities.set(session, t);
+      trackedSessions.add(session);
       tracker.seen(t.user, t.client, module.clock.now()).catch(onError);
       watchDelivery(session, (stanza: Element) => {
         const a = archivedOf(stanza);
@@ -148,6 +154,7 @@ export default defineModule(
       return undefined;
     });
     module.hook("resource-unbind", ({ session }: { session: Session }) => {
+      trackedSessions.delete(session);
       const jid = session.jid;
       if (!jid?.local || jid.resource === undefined || !isClientId(session.clientId) || tracked(session)) return undefined;
       untracked.add(jid.local, { resource: jid.resource, at: module.clock.now(), reason: "no-stream-management" });
@@ -177,11 +184,53 @@ export default defineModule(
       cleaned: (report) => module.fire("smart-retention-cleanup", report),
     });
 
+    // ---- several nodes on one database (docs/storage.md, "Several nodes") ---------------------
+    // One node at a time cleans up a host. Before it decides anything, every node writes what
+    // it knows: its connected clients are seen now, and its buffered tracking is flushed, so
+    // that no deletion rests on tracking some node has not written yet. A node that does not
+    // answer in time stops the cleanup (it runs again at the next schedule).
+    const flushTopic = `smart-retention-flush:${host.name}`;
+    const stopAnswering = module.cluster.onBarrier(flushTopic, async () => {
+      const now = module.clock.now();
+      for (const s of trackedSessions) {
+        const t = tracked(s);
+        // still bound (or hibernating, resumable): seen now; gone: forgotten here
+        if (t && [...(host.sessionsOf(t.user)?.values() ?? [])].includes(s)) await tracker.seen(t.user, t.client, now);
+        else trackedSessions.delete(s);
+      }
+      await tracker.flush();
+    });
+    module.onUnload(stopAnswering);
+    async function everyNodeFlushed(): Promise<void> {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        if (await module.cluster.barrier(flushTopic, BARRIER_TIMEOUT_MS)) return;
+      }
+      throw new Error("another node did not write its delivery tracking in time: nothing deleted");
+    }
+    async function runAlone(opts: CleanupOptions, wait: boolean): Promise<CleanupReport | undefined> {
+      const r = await module.cluster.exclusive(`smart-retention:${host.name}`, wait, async () => {
+        await everyNodeFlushed();
+        return run(opts);
+      });
+      return r.ran ? r.value : undefined;
+    }
+
     module.cron("smart retention cleanup", schedule, async () => {
-      await run();
+      if ((await runAlone({}, false)) === undefined) module.log.debug("another node is cleaning up this host: skipped");
     });
     // for the CLI and embedders: fire("smart-retention-run", options) → Promise<CleanupReport>
-    module.hook("smart-retention-run", (opts: CleanupOptions | undefined) => run(opts ?? {}));
+    // (a dry run deletes nothing: it need not wait for the node cleaning up, if one is)
+    // (calls while one runs here join it, as the sweep's own runs do)
+    let manual: Promise<CleanupReport> | undefined;
+    module.hook("smart-retention-run", (opts: CleanupOptions | undefined) => {
+      if (opts?.dryRun) return run(opts);
+      manual ??= runAlone(opts ?? {}, true)
+        .then((r) => r as CleanupReport)
+        .finally(() => {
+          manual = undefined;
+        });
+      return manual;
+    });
     module.onUnload(() =>
       Promise.all([
         tracker.flush().catch((err: unknown) => module.log.error({ err }, "could not save delivery tracking at unload")),

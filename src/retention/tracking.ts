@@ -16,6 +16,10 @@
 // with whatever was written or buffered while it ran instead of overwriting
 // it. Losing acknowledgements in a crash only keeps messages longer.
 //
+// Several processes may track the same clients (nodes on one PostgreSQL
+// database; the CLI): a flush merges each record with the stored one under
+// the user's lock, so neither overwrites what the other knows.
+//
 // The store is asynchronous: a record not in the buffer is read once, and
 // every update arriving meanwhile waits for that read and applies to the same
 // record (two reads racing would each make a "new" client, the later one
@@ -42,6 +46,8 @@ interface Stored {
 
 const FLUSH_DELAY_MS = 1000;
 const MAX_DIRTY = 1000;
+/** Users written per transaction by a flush. */
+const FLUSH_CHUNK = 100;
 
 function decode(v: unknown): ClientRecord | undefined {
   const s = v as Partial<Stored> | undefined;
@@ -105,7 +111,12 @@ export class Tracker {
     return out;
   }
 
-  private async readOrUndefined(user: string, client: string): Promise<ClientRecord | undefined> {
+  /**
+   * The stored record, to merge with; one that cannot be read (a bad row: a
+   * hand edit, another tool) counts as none — the record written instead says
+   * only what is surely true, and lost deliveries only keep messages longer.
+   */
+  private async storedOrNone(user: string, client: string): Promise<ClientRecord | undefined> {
     try {
       return decode(await this.store.get(user, client));
     } catch (err) {
@@ -239,17 +250,25 @@ export class Tracker {
     }
   }
 
-  private async write(batch: Map<string, Map<string, ClientRecord>>, unsure: Map<string, Set<string>>): Promise<void> {
+  /**
+   * Writes each record merged with the stored one, read in the same
+   * transaction: another process (a second node on the same database, the
+   * CLI) may have written the client since this one read it, and what either
+   * knows must stay. The transaction holds the user's lock (PostgreSQL) or the
+   * write lock (SQLite) from the read to the write; users go in one order, in
+   * chunks, so that no transaction holds many locks for long.
+   */
+  private async write(batch: Map<string, Map<string, ClientRecord>>, _unsure: Map<string, Set<string>>): Promise<void> {
     const mark = this.driver.mark();
-    for (const [user, clients] of batch) {
-      const data: Record<string, Stored> = {};
-      const uns = unsure.get(user);
-      for (const [client, r] of clients) {
-        // made without reading the stored record: merge with it now (unreadable still: this
-        // record alone is safe to write — first seen 0, seen now; lost deliveries only keep more)
-        data[client] = encode(uns?.has(client) ? merge(r, await this.readOrUndefined(user, client)) : r);
-      }
-      await this.store.setKeys(user, data);
+    const users = [...batch.keys()].sort();
+    for (let i = 0; i < users.length; i += FLUSH_CHUNK) {
+      await this.driver.transaction(async () => {
+        for (const user of users.slice(i, i + FLUSH_CHUNK)) {
+          const data: Record<string, Stored> = {};
+          for (const [client, r] of batch.get(user)!) data[client] = encode(merge(r, await this.storedOrNone(user, client)));
+          await this.store.setKeys(user, data);
+        }
+      });
     }
     await this.driver.durable(mark);
   }

@@ -200,6 +200,33 @@ export interface StorageDriver {
    * saying why not, naming the setting. Drivers that open synchronously have none.
    */
   ready?(): Promise<void>;
+  /**
+   * What the nodes sharing this storage use to agree (see core/cluster.ts);
+   * a driver one process has to itself has none, and the core then acts alone.
+   */
+  coordination?(warn: (message: string, err?: unknown) => void): Coordination;
+}
+
+/** Several processes on one database: one runs a task at a time, all answer a barrier. */
+export interface Coordination {
+  /** This process among the nodes (unique while it runs). */
+  readonly nodeId: string;
+  /**
+   * Runs `fn` while this node holds the cluster-wide lock `name`. Another node
+   * holding it: waits for it (`wait`), or returns `{ ran: false }` at once.
+   * A node that dies lets go of it.
+   */
+  exclusive<T>(name: string, wait: boolean, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+  /**
+   * Asks every live node (this one too) to run its handlers of `topic`, and
+   * resolves true once each has finished them, false if one did not within `timeoutMs`.
+   */
+  barrier(topic: string, timeoutMs: number): Promise<boolean>;
+  /** This node's handler for a topic's barriers; returns what removes it. */
+  onBarrier(topic: string, handler: () => Promise<void>): () => void;
+  /** The live nodes (their ids). */
+  nodes(): Promise<string[]>;
+  close(): Promise<void>;
 }
 
 /** Counts the commits that failed: see `StorageDriver.durable`. */

@@ -38,13 +38,20 @@ const CASES: [Record<string, unknown>, string][] = [
   [{ log: "info" }, "log: expected an object, got \"info\""],
   [{ log: { level: "loud" } }, 'log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"'],
   [{ log: { colour: true } }, 'log.colour: expected no "colour" here: log takes level, format'],
-  [{ storage: 42 }, 'storage: expected one of "memory", "sqlite" or an object { "driver": "memory" | "sqlite", ... }, got 42'],
-  [{ storage: null }, 'storage: expected one of "memory", "sqlite" or an object { "driver": "memory" | "sqlite", ... }, got null'],
-  [{ storage: ["sqlite"] }, 'storage: expected one of "memory", "sqlite" or an object { "driver": "memory" | "sqlite", ... }, got a list'],
-  [{ storage: "postgres" }, 'storage: expected one of "memory", "sqlite" or an object { "driver": "memory" | "sqlite", ... }, got "postgres"'],
-  [{ storage: {} }, 'storage.driver: expected one of "memory", "sqlite"; it is missing'],
-  [{ storage: { driver: "mysql" } }, 'storage.driver: expected one of "memory", "sqlite", got "mysql"'],
-  [{ storage: { driver: 1 } }, 'storage.driver: expected one of "memory", "sqlite", got 1'],
+  [{ storage: 42 }, 'storage: expected one of "memory", "sqlite", "postgres", "sql" or an object { "driver": "memory" | "sqlite" | "postgres", ... }, got 42'],
+  [{ storage: null }, 'storage: expected one of "memory", "sqlite", "postgres", "sql" or an object { "driver": "memory" | "sqlite" | "postgres", ... }, got null'],
+  [{ storage: ["sqlite"] }, 'storage: expected one of "memory", "sqlite", "postgres", "sql" or an object { "driver": "memory" | "sqlite" | "postgres", ... }, got a list'],
+  [{ storage: "postgres" }, 'storage: expected an object { "driver": "postgres", "url": "postgres://..." }: the postgres driver needs its URL, got "postgres"'],
+  [{ storage: "mysql" }, 'storage: expected one of "memory", "sqlite", "postgres", "sql" or an object { "driver": "memory" | "sqlite" | "postgres", ... }, got "mysql"'],
+  [{ storage: { driver: "postgres" } }, "storage.url: expected a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE); it is missing"],
+  [{ storage: { driver: "postgres", url: "mysql://x" } }, 'storage.url: expected a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE), got "mysql://x"'],
+  [{ storage: { driver: "postgres", url: "postgres://h/db", pool: 0 } }, "storage.pool: expected a whole number from 1 to 1000, got 0"],
+  [{ storage: "sql" }, 'sql: expected an object { "driver": "PostgreSQL" | "SQLite3", ... }, which storage "sql" needs; it is missing'],
+  [{ storage: "sql", sql: { driver: "MySQL" } }, 'sql.driver: expected one of "PostgreSQL", "SQLite3", got "MySQL"'],
+  [{ storage: "sql", sql: { driver: "PostgreSQL", port: "5432" } }, "sql.port: expected a whole number from 1 to 65535, got \"5432\""],
+  [{ storage: {} }, 'storage.driver: expected one of "memory", "sqlite", "postgres"; it is missing'],
+  [{ storage: { driver: "mysql" } }, 'storage.driver: expected one of "memory", "sqlite", "postgres", got "mysql"'],
+  [{ storage: { driver: 1 } }, 'storage.driver: expected one of "memory", "sqlite", "postgres", got 1'],
   [{ storage: { driver: "sqlite", synchronous: "fast" } }, 'storage.synchronous: expected one of "full", "normal", got "fast"'],
   [{ storage: { driver: "sqlite", database: "" } }, 'storage.database: expected a file name (a non-empty string), got ""'],
   [{ storage: { driver: "sqlite", database: 7 } }, "storage.database: expected a file name (a non-empty string), got 7"],
@@ -166,6 +173,29 @@ describe("core key errors", () => {
       "one of the accepted forms",
       "a valid value",
     ]);
+  });
+
+  it("reads the postgres driver's form, and Prosody's sql table", () => {
+    expect(parseConfig({ storage: { driver: "postgres", url: "postgres://m:pw@db.example:5433/mamkit", pool: 4, commit_delay_ms: 2 } }).storage).toEqual({
+      driver: "postgres",
+      url: "postgres://m:pw@db.example:5433/mamkit",
+      pool: 4,
+      setting: "storage.url",
+      commitDelayMs: 2,
+    });
+    expect(parseConfig({ storage: { driver: "postgres", url: "postgresql://localhost/x" } }).storage).toMatchObject({ pool: 10 });
+    const sql = { driver: "PostgreSQL", database: "prosody", host: "db.example", port: 5433, username: "prosody", password: "s@cret/" };
+    expect(parseConfig({ storage: "sql", sql }).storage).toEqual({
+      driver: "postgres",
+      url: "postgres://prosody:s%40cret%2F@db.example:5433/prosody",
+      pool: 10,
+      setting: "sql",
+    });
+    expect(parseConfig({ storage: "sql", sql: { driver: "PostgreSQL" } }).storage).toMatchObject({ url: "postgres://localhost:5432/prosody" });
+    expect(parseConfig({ storage: "sql", sql: { driver: "SQLite3", database: "p.sqlite" } }, { baseDir: "/etc/mamkit" }).storage).toMatchObject({
+      driver: "sqlite",
+      database: "/etc/mamkit/p.sqlite",
+    });
   });
 
   it("keeps accepting every storage form it accepted", () => {

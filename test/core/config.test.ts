@@ -50,7 +50,7 @@ describe("parseConfig", () => {
     expectConfigError({ modules_enabled: ["Bad-Name"] }, "modules_enabled[0]", /module name/);
     expectConfigError({ log: { level: "loud" } }, "log.level", /expected one of "fatal", .*"silent"/);
     expectConfigError({ log: { level: "info", colour: true } }, "log.colour", /no "colour" here: log takes level/);
-    expectConfigError({ storage: "postgres" }, "storage", /one of "memory", "sqlite"/);
+    expectConfigError({ storage: "mongodb" }, "storage", /one of "memory", "sqlite", "postgres"/);
     expectConfigError({ hosts: { "a.example": { modules_disabled: [1] } } }, 'hosts["a.example"].modules_disabled[0]', /a string/);
     expectConfigError({ hosts: { "not a domain": {} } }, 'hosts["not a domain"]', /a domain name/);
     expectConfigError({ hosts: { "a.example": { storage: "memory" } } }, 'hosts["a.example"].storage', /global option/);

@@ -4,10 +4,11 @@
 // (writer.ts) on a connection of their own.
 import type pg from "pg";
 import { DEFAULT_GROUP_COMMIT } from "../group-commit.js";
-import { type ArchiveStore, type CommitOptions, type KeyValueStore, type MapStore, type StorageDriver, StorageError } from "../types.js";
+import { type ArchiveStore, type CommitOptions, type Coordination, type KeyValueStore, type MapStore, type StorageDriver, StorageError } from "../types.js";
 import { appendRows, PgArchive } from "./archive.js";
 import { connectionProblem, newPool, type PgTarget } from "./connection.js";
 import { PgKeyValueStore, PgMapStore } from "./rows.js";
+import { PgCoordination } from "./coordination.js";
 import { ensureSchema, lockKey } from "./schema.js";
 import { PgWriter } from "./writer.js";
 
@@ -34,6 +35,7 @@ export class PostgresDriver implements StorageDriver {
   private seqName = '"prosodyarchive_sort_id_seq"';
   private readonly opened: Promise<void>;
   private closing: Promise<void> | undefined;
+  private coordinating: PgCoordination | undefined;
 
   constructor(opts: PostgresOptions) {
     this.target = { url: opts.url, pool: opts.pool ?? 10, setting: opts.setting ?? "storage.url" };
@@ -113,8 +115,15 @@ export class PostgresDriver implements StorageDriver {
     });
   }
 
+  /** The nodes on this database: one listening connection, made on the first call. */
+  coordination(warn: (message: string, err?: unknown) => void): Coordination {
+    this.coordinating ??= new PgCoordination(this.target, this.pool, warn);
+    return this.coordinating;
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.coordinating?.close();
       await this.writes.close();
       await Promise.all([this.pool.end(), this.writerPool.end()]);
     })();
