@@ -180,12 +180,12 @@ export class PgWriter {
       const o = await this.attempt(batch);
       switch (o.kind) {
         case "done":
-          batch.forEach((p, i) => p.resolve(o.results[i]));
+          for (const [i, p] of batch.entries()) p.resolve(o.results[i]);
           return;
         case "in-doubt": {
           const committed = await this.committed(batch, o.results);
           if (committed === true) {
-            batch.forEach((p, i) => p.resolve(o.results[i]));
+            for (const [i, p] of batch.entries()) p.resolve(o.results[i]);
             return;
           }
           if (committed === false) break; // nothing of it is there: run it again
@@ -243,8 +243,9 @@ export class PgWriter {
         return { kind: "lost", err: new StorageError("backend", "injected commit failure") };
       }
       commitSent = true;
-      await client.query("COMMIT");
+      const done = await client.query("COMMIT");
       client.release();
+      if (done.command === "ROLLBACK") return { kind: "statement", err: new StorageError("backend", "the batch was rolled back") };
       return { kind: "done", results };
     } catch (err) {
       if (isConnectionError(err)) {
@@ -316,7 +317,9 @@ export class PgWriter {
       await client.query("BEGIN");
       const r = await this.ctx.run(tx, fn);
       await tx.chain;
-      await client.query("COMMIT");
+      // (a transaction a failed statement aborted answers COMMIT with ROLLBACK, and no error)
+      const done = await client.query("COMMIT");
+      if (done.command === "ROLLBACK") throw new StorageError("backend", "the transaction was rolled back: a statement in it failed");
       return r;
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
@@ -351,11 +354,23 @@ export class PgWriter {
     await tx.client.query(LOCK_MANY, [LOCK_USER, missing]);
   }
 
+  /**
+   * A write inside a transaction, under a savepoint of its own: one that
+   * fails is undone alone, and the transaction can go on (as on SQLite).
+   */
   private async inTx<T>(tx: Tx, op: WriteOp<T>): Promise<T> {
     try {
       await this.lockIn(tx, op.locks);
-      if (op.append === undefined) return await op.run(tx.client);
-      return (await this.appendMany(tx.client, [op.append]))[0] as T;
+      await tx.client.query("SAVEPOINT w");
+      try {
+        const r = op.append === undefined ? await op.run(tx.client) : ((await this.appendMany(tx.client, [op.append]))[0] as T);
+        await tx.client.query("RELEASE w");
+        return r;
+      } catch (err) {
+        await tx.client.query("ROLLBACK TO w").catch(() => undefined);
+        await tx.client.query("RELEASE w").catch(() => undefined);
+        throw err;
+      }
     } catch (err) {
       throw err instanceof StorageError ? err : this.describe(err);
     }
