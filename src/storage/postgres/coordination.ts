@@ -23,6 +23,7 @@ const PREFIX = "mamkit-node:";
 
 export class PgCoordination implements Coordination {
   readonly nodeId = randomUUID();
+  readonly shared = true;
   private listener: pg.Client | undefined;
   private connecting: Promise<void> | undefined;
   private readonly handlers = new Map<string, Set<() => Promise<void>>>();

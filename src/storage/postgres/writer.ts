@@ -123,16 +123,23 @@ export class PgWriter {
     });
   }
 
-  /** A read: in a transaction on its connection (taking the users' locks), else on the pool. */
+  /**
+   * A read: in a transaction on its connection (taking the users' locks), else
+   * on the pool — retried, as writes are, while the server is out of reach.
+   */
   async read(sql: string, values: unknown[], locks: readonly number[] = []): Promise<Record<string, unknown>[]> {
     await this.gate;
     const tx = this.ctx.getStore();
-    try {
-      if (tx === undefined) return (await this.txPool.query(sql, values)).rows;
-      await this.lockIn(tx, locks);
-      return (await tx.client.query(sql, values)).rows;
-    } catch (err) {
-      throw this.describe(err);
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (tx === undefined) return (await this.txPool.query(sql, values)).rows;
+        await this.lockIn(tx, locks);
+        return (await tx.client.query(sql, values)).rows;
+      } catch (err) {
+        if (tx !== undefined || !isConnectionError(err) || this.closed || Date.now() - started > this.opts.retryMs) throw this.describe(err);
+        await sleep(Math.min(50 * 2 ** attempt, 1000));
+      }
     }
   }
 
