@@ -146,12 +146,20 @@ export class PgCoordination implements Coordination {
         const r = await c.query("SELECT pg_try_advisory_lock($1, $2) AS got", [LOCK_LEADER, key]);
         if (r.rows[0]?.got !== true) return { ran: false };
       }
+      // who holds it, for an operator looking at pg_stat_activity (reset when the pool takes it back)
+      await c.query("SELECT set_config('application_name', $1, false)", [`mamkit-leader:${this.nodeId}`]);
       try {
         return { ran: true, value: await fn() };
       } finally {
-        await c.query("SELECT pg_advisory_unlock($1, $2)", [LOCK_LEADER, key]).catch((err: Error) => {
-          broken = err; // the connection is gone, and the lock with it
-        });
+        await c
+          .query("SELECT pg_advisory_unlock($1, $2)", [LOCK_LEADER, key])
+          .then(() => c.query("RESET application_name"))
+          .then(
+            () => undefined,
+            (err: Error) => {
+              broken = err; // the connection is gone, and the lock with it
+            },
+          );
       }
     } catch (err) {
       if (isConnectionError(err)) broken ??= err as Error;
