@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { addHandler, runHandlers } from "../coordination.js";
 import type { Coordination } from "../types.js";
-import { connectionProblem, isConnectionError, type PgTarget } from "./connection.js";
+import { checkout, connectionProblem, isConnectionError, type PgTarget } from "./connection.js";
 import { LOCK_LEADER, lockKey } from "./schema.js";
 
 const ASK = "mamkit_barrier";
@@ -134,7 +134,7 @@ export class PgCoordination implements Coordination {
   async exclusive<T>(name: string, wait: boolean, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
     let c: pg.PoolClient;
     try {
-      c = await this.pool.connect();
+      c = await checkout(this.pool);
     } catch (err) {
       throw connectionProblem(err, this.target);
     }

@@ -18,7 +18,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type pg from "pg";
 import { StorageError } from "../types.js";
-import { isConnectionError, isRefusal, isTransient, type Queryable } from "./connection.js";
+import { checkout, isConnectionError, isRefusal, isTransient, type Queryable } from "./connection.js";
 import { LOCK_USER } from "./schema.js";
 
 /** A row for prosodyarchive, appended with its neighbours in one statement. */
@@ -232,7 +232,7 @@ export class PgWriter {
   private async attempt(batch: Pending[]): Promise<Outcome> {
     let client: pg.PoolClient;
     try {
-      client = await this.writerPool.connect();
+      client = await checkout(this.writerPool);
     } catch (err) {
       return { kind: isRefusal(err) ? "refused" : "unreachable", err };
     }
@@ -314,7 +314,7 @@ export class PgWriter {
     await this.gate;
     let client: pg.PoolClient;
     try {
-      client = await this.txPool.connect();
+      client = await checkout(this.txPool);
     } catch (err) {
       throw this.describe(err);
     }
