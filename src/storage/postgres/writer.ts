@@ -82,6 +82,8 @@ export class PgWriter {
   private readonly waiters: { seq: number; wake: () => void }[] = [];
   private failures = 0;
   private injected = 0;
+  /** Batches committed, and the writes they held (for tests and benchmarks: how well writes group). */
+  readonly stats = { batches: 0, writes: 0 };
   private closed = false;
   private readonly ctx = new AsyncLocalStorage<Tx>();
   private idle: Promise<void> = Promise.resolve();
@@ -253,6 +255,8 @@ export class PgWriter {
       const done = await client.query("COMMIT");
       client.release();
       if (done.command === "ROLLBACK") return { kind: "statement", err: new StorageError("backend", "the batch was rolled back") };
+      this.stats.batches++;
+      this.stats.writes += batch.length;
       return { kind: "done", results };
     } catch (err) {
       if (isConnectionError(err)) {
