@@ -15,6 +15,7 @@ import { xml } from "../src/xmpp/stanza.js";
 import { mamQueryBench } from "./mam.js";
 import { parseBench } from "./parse.js";
 import { loadBench } from "./load.js";
+import { postgresBench } from "./postgres.js";
 import { ingestBench, retentionCleanupBench } from "./retention.js";
 
 function rate(n: number, ms: number): string {
@@ -98,6 +99,11 @@ async function appendBench(name: string, open: () => StorageDriver, n: number): 
 const dir = mkdtempSync(join(tmpdir(), "mamkit-bench-"));
 try {
   console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
+  // `npm run bench -- --postgres`: PostgreSQL next to SQLite only
+  if (process.argv.includes("--postgres")) {
+    await postgresBench(dir);
+    process.exit(0);
+  }
   await routerBench(100_000);
   parseBench();
   await appendBench("memory", () => new MemoryDriver(), 50_000);
@@ -115,6 +121,7 @@ try {
   await ingestBench();
   await retentionCleanupBench(dir);
   await loadBench();
+  await postgresBench(dir);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

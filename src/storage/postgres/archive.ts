@@ -26,6 +26,18 @@ const COLS = 'SELECT "sort_id","key","when","with","type","value" FROM "prosodya
 
 /** Appends rows in their order, under the locks of their users (held by the caller's transaction). */
 export async function appendRows(c: Queryable, seq: string, rows: AppendRow[]): Promise<AppendResult[]> {
+  if (rows.length === 1) {
+    // one row, one statement: its position drawn, the row inserted, and the user's newest position
+    // before it read (the statement's snapshot does not show its own insert)
+    const r = rows[0]!;
+    const one = await c.query(
+      'WITH p AS (SELECT nextval($1::regclass) AS pos), i AS (INSERT INTO "prosodyarchive" ("sort_id","host","user","store","key","when","with","type","value") ' +
+        "SELECT pos,$2,$3,$4,$5,$6,$7,'xml',$8 FROM p RETURNING \"sort_id\") " +
+        'SELECT (SELECT "sort_id" FROM i) AS pos, (SELECT max("sort_id") FROM "prosodyarchive" WHERE "host"=$2 AND "user"=$3 AND "store"=$4) AS prev',
+      [seq, r.host, r.user, r.store, r.key, r.when, r.with, r.value],
+    );
+    return [{ pos: one.rows[0]!.pos as number, prev: (one.rows[0]!.prev as number | null) ?? undefined }];
+  }
   const drawn = await c.query("SELECT nextval($1::regclass) AS p FROM generate_series(1, $2)", [seq, rows.length]);
   const pos = drawn.rows.map((r) => r.p as number).sort((a, b) => a - b);
   const col = <K extends keyof AppendRow>(k: K) => rows.map((r) => r[k]);
@@ -82,8 +94,9 @@ export class PgArchive implements ArchiveStore {
       parts.push(sql.replace("?", `$${args.length}`));
     };
     if (user !== null) add('"user"=?', user);
-    if (q.start !== undefined) add('"when">=?', Math.ceil(q.start / 1000));
-    if (q.end !== undefined) add('"when"<=?', Math.floor(q.end / 1000));
+    // ("when" is a 32-bit integer, as Prosody creates it: bounds beyond it are clamped, not an error)
+    if (q.start !== undefined) add('"when">=?', int4(Math.ceil(q.start / 1000)));
+    if (q.end !== undefined) add('"when"<=?', int4(Math.floor(q.end / 1000)));
     if (q.with !== undefined) add('"with"=?', q.with);
     if (q.ids !== undefined) add('"key"=ANY(?::text[])', [...q.ids]);
     return [parts.join(" AND "), args];
@@ -183,6 +196,8 @@ export class PgArchive implements ArchiveStore {
     );
   }
 }
+
+const int4 = (n: number) => Math.max(-2147483648, Math.min(2147483647, n));
 
 function toItem(r: Record<string, unknown>): ArchiveItem {
   const stanza = decodeValue(r.type as string, r.value as string);

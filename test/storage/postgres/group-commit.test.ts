@@ -32,6 +32,7 @@ describe.skipIf(!pgAvailable)("group commit on PostgreSQL", () => {
       Array.from({ length: 1000 }, (_, i) => archive.append(`u${i % 20}`, { stanza: message("x@y", `m${i}`), when: Date.now(), with: "x@y" })),
     );
     expect(new Set(refs.map((r) => r.pos)).size).toBe(1000);
+    await d.durable(); // (appends resolve once applied in the open batch; it commits after)
     expect(d.writes.stats.writes - before.writes).toBe(1000);
     expect(d.writes.stats.batches - before.batches).toBeLessThanOrEqual(5);
     await d.close();
