@@ -94,12 +94,13 @@ async function mamPages(name: string, driver: StorageDriver, users: number, perU
 /** Senders spread over `nodes` nodes for `ms`; the acknowledged messages per second, all nodes together. */
 async function nodesIngest(url: string, nodes: number, senders: number, ms: number): Promise<number> {
   const names = Array.from({ length: senders }, (_, i) => `s${i}`);
-  await createAccounts(url, ["sink", ...names]);
+  // each sender writes to a recipient of its own: users spread over the nodes, as a deployment would
+  await createAccounts(url, [...names, ...names.map((s) => `to-${s}`)]);
   const config = nodeConfig(url, { log: { level: "warn", format: "json" }, modules_enabled: ["saslauth", "roster", "smacks", "mam"] });
   const started = await Promise.all(Array.from({ length: nodes }, (_, i) => startNode(`n${i}`, config)));
   try {
     const clients = await Promise.all(names.map((s, i) => smLogin(started[i % nodes]!.port, s)));
-    const pumps = clients.map((c, i) => pump(c, names[i]!, 100));
+    const pumps = clients.map((c, i) => pump(c, names[i]!, 100, `to-${names[i]}@localhost`));
     await sleep(500); // warm up
     const a0 = clients.map(ackedOf).reduce((x, y) => x + y, 0);
     const t0 = Date.now();

@@ -32,7 +32,7 @@ export function ackedOf(c: Raw): number {
 }
 
 /** Sends messages as fast as the window allows until `stop()`; the k-th message after <enable/> has id s<k>. */
-export function pump(c: Raw, sender: string, window: number): { stop(): void; sent(): number } {
+export function pump(c: Raw, sender: string, window: number, to = "sink@localhost"): { stop(): void; sent(): number } {
   let sent = 0;
   let running = true;
   void (async () => {
@@ -43,7 +43,7 @@ export function pump(c: Raw, sender: string, window: number): { stop(): void; se
         continue;
       }
       sent++;
-      c.send(`<message to='sink@localhost' type='chat' id='${sender}-${sent}'><body>${sender} ${sent}</body></message>`);
+      c.send(`<message to='${to}' type='chat' id='${sender}-${sent}'><body>${sender} ${sent}</body></message>`);
       if (sent % 10 === 0) c.send("<r xmlns='urn:xmpp:sm:3'/>");
       if (sent % 50 === 0) await sleep(0);
     }
