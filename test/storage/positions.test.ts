@@ -35,7 +35,8 @@ function worker(target: string, name: string, startAt: number, pauseMs: number):
 }
 
 /** `alternations`: how often, at least, the writer of consecutive positions must change. */
-async function checkExact(target: string, open: () => StorageDriver, pauseMs: number, alternations: number): Promise<void> {
+/** Resolves with how many references it checked. */
+async function checkExact(target: string, open: () => StorageDriver, pauseMs: number, alternations: number): Promise<number> {
   const startAt = Date.now() + 3000;
   const [a, b] = await Promise.all([worker(target, "one", startAt, pauseMs), worker(target, "other", startAt, pauseMs)]);
   const refs = [...a, ...b];
@@ -55,6 +56,7 @@ async function checkExact(target: string, open: () => StorageDriver, pauseMs: nu
     const sorted = refs.map((r) => r.pos).sort((x, y) => x - y);
     const switches = sorted.filter((p, i) => i > 0 && owner.has(p) !== owner.has(sorted[i - 1]!)).length;
     expect(switches).toBeGreaterThanOrEqual(alternations);
+    return refs.length;
   } finally {
     await d.close();
   }
@@ -67,7 +69,7 @@ describe("positions under two writer processes", () => {
       const file = join(dir, "db.sqlite");
       new SqliteDriver(file).closeNow(); // the schema first: the race to create it is another test's
       // (SQLite takes turns by its write lock: coarsely, about once a second)
-      await checkExact(`sqlite:${file}`, () => new SqliteDriver(file), 60, 2);
+      expect(await checkExact(`sqlite:${file}`, () => new SqliteDriver(file), 60, 2)).toBe(2 * PER_PROCESS);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -85,7 +87,7 @@ describe("positions under two writer processes", () => {
       const d = new PostgresDriver({ url });
       await d.ready(); // the schema first
       await d.close();
-      await checkExact(`postgres:${url}`, () => new PostgresDriver({ url }), 0, 20);
+      expect(await checkExact(`postgres:${url}`, () => new PostgresDriver({ url }), 0, 20)).toBe(2 * PER_PROCESS);
     }, 120_000);
   });
 });
