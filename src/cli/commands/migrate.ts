@@ -71,7 +71,7 @@ export async function migrate(ctx: CommandContext): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop) process.exit(signal === "SIGINT" ? 130 : 143); // the open transaction is rolled back: nothing half-written stays
     stop = true;
-    progress.note(`\n${signal}: stopping after the current chunk (again to stop at once)`);
+    progress.note(`${signal}: stopping after the current chunk (again to stop at once)`);
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

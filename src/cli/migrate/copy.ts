@@ -9,7 +9,7 @@
 //    rerun sets it again), both sides are verified, and the state row is
 //    deleted — the migration's last step; after it, a rerun refuses.
 import { CliError } from "../args.js";
-import { decodeState, type Destination, encodeState, type MigrationState, type Source, type Summary } from "./model.js";
+import { decodeState, type Destination, encodeState, type MigrationState, type Source, type Summary, Transient } from "./model.js";
 import type { Progress } from "./progress.js";
 import { differences } from "./verify.js";
 
@@ -40,8 +40,8 @@ export interface RunResult {
 /** Ctrl-C: the run stopped between two chunks. */
 export class Interrupted extends CliError {}
 
-const hint = (s: MigrationState, total: number) =>
-  `${s.archiveRows} of ${total} archive rows are copied; run the same command again to continue after them`;
+const hint = (s: MigrationState, total: number, transient = true) =>
+  `${s.archiveRows} of ${total} archive rows are copied; ${transient ? "run the same command again to continue" : "once that is fixed, the same command continues"} after them`;
 
 export async function runMigration(src: Source, dst: Destination, o: RunOptions): Promise<RunResult> {
   const began = Date.now();
@@ -113,10 +113,11 @@ export async function runMigration(src: Source, dst: Destination, o: RunOptions)
   } catch (err) {
     o.progress.end();
     if (err instanceof Interrupted) throw err;
-    throw new CliError(`${(err as Error).message} (${hint(state, total)})`);
+    throw new CliError(`${(err as Error).message} (${hint(state, total, err instanceof Transient)})`);
   }
   o.progress.end();
   const archiveMs = Date.now() - archiveBegan;
+  if (o.stopRequested()) throw new Interrupted(`interrupted before the verification: ${hint(state, total)}`);
 
   o.progress.note("verifying: counting and checksumming every row on both sides");
   await dst.complete();

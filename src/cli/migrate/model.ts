@@ -4,6 +4,10 @@
 // the destination while a migration is unfinished, and the per-row digest the
 // verification adds up on both sides.
 import { createHash } from "node:crypto";
+import { CliError } from "../args.js";
+
+/** A failure that a rerun may not meet again: a connection lost, a database busy. */
+export class Transient extends CliError {}
 
 /** A row of "prosody": host, user, store, key, type, value. */
 export type ProsodyRow = [string, string, string, string, string, string];

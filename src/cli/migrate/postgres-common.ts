@@ -2,9 +2,9 @@
 // (node-postgres), errors in connectionProblem's words naming --from or --to,
 // and the counts and checksums of the verification computed in SQL.
 import pg from "pg";
-import { connectionProblem } from "../../storage/postgres/connection.js";
+import { connectionProblem, isConnectionError, isTransient } from "../../storage/postgres/connection.js";
 import { CliError } from "../args.js";
-import { ARCHIVE_COLUMNS, IS_STATE, PROSODY_COLUMNS, type Summary } from "./model.js";
+import { ARCHIVE_COLUMNS, IS_STATE, PROSODY_COLUMNS, type Summary, Transient } from "./model.js";
 
 // int8 (sort_id, counts) as numbers: positions stay far below 2^53
 const types = {
@@ -16,7 +16,8 @@ export type Option = "--from" | "--to";
 
 export function problem(err: unknown, url: string, option: Option): CliError {
   if (err instanceof CliError) return err;
-  return new CliError(connectionProblem(err, { url, pool: 1, setting: option }).message);
+  const message = connectionProblem(err, { url, pool: 1, setting: option }).message;
+  return isConnectionError(err) || isTransient(err) ? new Transient(message) : new CliError(message);
 }
 
 export async function connect(url: string, option: Option): Promise<pg.Client> {

@@ -55,9 +55,10 @@ export class Progress {
     }
   }
 
-  /** A line of its own (what comes next). */
+  /** A line of its own (what comes next, or a signal received: then below the bar, which goes on). */
   note(text: string): void {
-    if (this.mode !== "quiet") this.out.write(`${text}\n`);
+    if (this.mode === "quiet") return;
+    this.out.write(`${this.mode === "tty" && this.open ? "\n" : ""}${text}\n`);
   }
 
   /** Rows per second of this run (rows already there before it do not count). */

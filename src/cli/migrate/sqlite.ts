@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { PROSODY_SCHEMA, SqliteDriver } from "../../storage/sqlite/driver.js";
 import { CliError } from "../args.js";
 import { serverUsing } from "../lock.js";
-import { ARCHIVE_COLUMNS, type ArchiveRow, columnList, type Destination, type Inspection, IS_STATE, PROSODY_COLUMNS, type ProsodyRow, STATE, type Source, type Summary } from "./model.js";
+import { ARCHIVE_COLUMNS, type ArchiveRow, columnList, type Destination, type Inspection, IS_STATE, PROSODY_COLUMNS, type ProsodyRow, STATE, type Source, type Summary, Transient } from "./model.js";
 import { archiveRow, count, prosodyRow, summaryOf } from "./sqlite-rows.js";
 
 const PROSODY = columnList(PROSODY_COLUMNS);
@@ -147,7 +147,8 @@ export class SqliteDestination implements Destination {
       return fn();
     } catch (err) {
       if (err instanceof CliError) throw err;
-      throw new CliError(`--to: writing ${this.file} failed: ${(err as Error).message}`);
+      const busy = /^SQLITE_(BUSY|LOCKED)/.test((err as { code?: string }).code ?? "");
+      throw new (busy ? Transient : CliError)(`--to: writing ${this.file} failed: ${(err as Error).message}`);
     }
   }
 
