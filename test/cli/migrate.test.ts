@@ -264,7 +264,7 @@ describe.skipIf(!pgAvailable)("mamkit migrate: SQLite <-> PostgreSQL", () => {
 
     const there = await migrate(`sqlite:${source}`, `postgres:${url}`);
     expect([there.code, there.err.includes("mamkit migrate:")]).toEqual([0, false]);
-    expect(there.out).toMatch(/^migrated sqlite:.*source\.sqlite to postgres:\/\/127\.0\.0\.1:\d+\/\w+ in [\d.]+ s\n/);
+    expect(there.out).toMatch(/^migrated sqlite:.*source\.sqlite to postgres:\/\/\S+\/\w+ in [\d.]+ s\n/);
     expect(there.out).toContain(`prosodyarchive   ${original.archive.length} rows: ${original.archive.length} in 1 chunk(s) of up to 2000 by this run`);
     expect(there.out).toMatch(new RegExp(`verified \\(the same on both sides\\):\\n  prosody          ${original.prosody.length} rows, checksum [0-9a-f]{16}\\n`));
     expect(there.out).toContain(`positions up to ${original.sequence} given out: the next one is ${original.sequence + 1}`);
@@ -290,21 +290,33 @@ describe.skipIf(!pgAvailable)("mamkit migrate: SQLite <-> PostgreSQL", () => {
     }
   }, 60_000);
 
-  it("refuses a destination that holds data and the same database under another name; a server unreachable, a database missing", async () => {
+  it("refuses a destination that holds data, one a mamkit node or another migration uses, the same database under another name; a server unreachable, a database missing", async () => {
     const fresh = await cluster.createDatabase();
+    const held = await cluster.createDatabase();
+    const d = new PostgresDriver({ url: held });
+    await d.keyval("localhost", "accounts").set("someone", { stored_key: "k" });
+    await d.close();
     const [full, unreachable, missing] = await Promise.all([
-      migrate(`sqlite:${source}`, `postgres:${url}`), // (filled by the test before, or by this one alone)
+      migrate(`sqlite:${source}`, `postgres:${held}`),
       migrate(`sqlite:${source}`, "postgres://postgres@127.0.0.1:1/nowhere"),
-      migrate(`postgres:${url.replace(/\/[^/]+$/, "/no_such_database")}`, `postgres:${fresh}`),
+      migrate(`postgres:${Object.assign(new URL(url), { pathname: "/no_such_database" }).href}`, `postgres:${fresh}`),
     ]);
     expect(full.code).toBe(1);
-    expect(full.err).toMatch(/^mamkit migrate: --to: the destination already holds data \(\d+ rows in prosody, \d+ in prosodyarchive\): mamkit migrate copies only into an empty database/);
+    expect(full.err).toBe(
+      "mamkit migrate: --to: the destination already holds data (1 rows in prosody, 0 in prosodyarchive): mamkit migrate copies only into an empty database (or continues its own unfinished migration there)\n",
+    );
     expect(unreachable).toMatchObject({
       code: 1,
       err: "mamkit migrate: cannot connect to PostgreSQL at 127.0.0.1:1 (--to): nothing accepts connections there; is the server running?\n",
     });
     expect(missing.code).toBe(1);
-    expect(missing.err).toMatch(/^mamkit migrate: PostgreSQL at 127\.0\.0\.1:\d+ has no database "no_such_database" \(--from\): create it first/);
+    expect(missing.err).toMatch(/^mamkit migrate: PostgreSQL at \S+ has no database "no_such_database" \(--from\): create it first/);
+    // a mamkit node connected to the destination
+    const node = new PostgresDriver({ url: fresh });
+    await node.ready();
+    const served = await migrate(`sqlite:${source}`, `postgres:${fresh}`);
+    await node.close();
+    expect([served.code, served.err]).toEqual([1, "mamkit migrate: --to: 1 connection(s) of mamkit servers use this database (mamkit): stop them first\n"]);
     // another migration into the same database holds its lock
     const busy = await withPg(fresh, async (c) => {
       await c.query("SELECT pg_advisory_lock($1, 0)", [0x6d616d6e]);
@@ -312,10 +324,27 @@ describe.skipIf(!pgAvailable)("mamkit migrate: SQLite <-> PostgreSQL", () => {
     });
     expect([busy.code, busy.err]).toEqual([1, "mamkit migrate: --to: another mamkit migrate is writing to this database; wait for it to end\n"]);
     // the same database under another host name: found once connected
-    const same = await migrate(`postgres:${url}`, `postgres:${url.replace("127.0.0.1", "localhost")}`);
+    const same = await migrate(`postgres:${held}`, `postgres:${held.replace("127.0.0.1", "localhost")}`);
     expect(same.code).toBe(2);
     expect(same.err).toMatch(/^mamkit migrate: --from and --to name the same database/);
   }, 60_000);
+
+  it("a wrong password is refused naming --to (on a cluster that asks for passwords)", async (ctx) => {
+    await cluster.psql("DO $$ BEGIN CREATE ROLE mamkit_migrate_pw LOGIN PASSWORD 'right'; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    try {
+      const u = new URL(url);
+      u.username = "mamkit_migrate_pw";
+      u.password = "wrong";
+      const asks = await withPg(u.href, async () => false).catch(() => true);
+      if (!asks) ctx.skip("this cluster lets every connection in (trust)");
+      const r = await migrate(`sqlite:${source}`, `postgres:${u.href}`);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/^mamkit migrate: PostgreSQL at \S+ refused user "mamkit_migrate_pw" \(--to\): password authentication failed/);
+      expect(r.err).not.toContain("wrong");
+    } finally {
+      await cluster.psql("DROP ROLE IF EXISTS mamkit_migrate_pw");
+    }
+  });
 
   it("killed between chunks (SIGKILL), it continues after the last chunk committed: an exact copy, verified", async () => {
     const original = sqliteDump(big);
@@ -395,7 +424,7 @@ describe.skipIf(!pgAvailable)("mamkit migrate: SQLite <-> PostgreSQL", () => {
     const lost = await run.done;
     expect(lost.code).toBe(1);
     expect(lost.err).toMatch(
-      /^mamkit migrate: lost the connection to PostgreSQL at 127\.0\.0\.1:\d+ \(--to\): .* \(\d+ of 30000 archive rows are copied; run the same command again to continue after them\)\n$/,
+      /^mamkit migrate: lost the connection to PostgreSQL at \S+ \(--to\): .* \(\d+ of 30000 archive rows are copied; run the same command again to continue after them\)\n$/,
     );
     const again = await migrate(`sqlite:${big}`, `postgres:${dest}`);
     expect(again.code).toBe(0);
