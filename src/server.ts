@@ -88,7 +88,8 @@ export class Server extends CoreServer {
         this.listening = l;
         const addresses = { c2s: l.c2s, websocket: l.websocket };
         const show = (a: readonly AddressInfo[]) => a.map((x) => (x.family === "IPv6" ? `[${x.address}]:${x.port}` : `${x.address}:${x.port}`));
-        this.log.info({ hosts: [...this.hosts.keys()], c2s: show(l.c2s), websocket: show(l.websocket) }, "server started");
+        const node = this.cluster.shared ? { node: this.cluster.nodeId } : {};
+        this.log.info({ hosts: [...this.hosts.keys()], c2s: show(l.c2s), websocket: show(l.websocket), ...node }, "server started");
         return addresses;
       },
       (err: unknown) => {

@@ -149,6 +149,8 @@ export default defineModule("auth_internal_hashed", (module) => {
   void accounts.lookUpSha256();
   // Found accounts are remembered for a few seconds (deleted here: forgotten at once; deleted by
   // another process: seen within EXISTS_CACHE_MS); an account not found is asked again each time.
+  // Nodes sharing the storage ask every time: an account deleted on one is gone on all at once.
+  const remember = !module.cluster.shared;
   const found = new Map<string, number>();
   let deletions = 0; // a lookup begun before a deletion must not remember the account
   module.hook("user-exists", ({ username }: { username: string }) => {
@@ -156,7 +158,7 @@ export default defineModule("auth_internal_hashed", (module) => {
     if (until !== undefined && until > Date.now()) return true;
     const before = deletions;
     return accounts.exists(username).then((exists) => {
-      if (exists && before === deletions) found.set(username, Date.now() + EXISTS_CACHE_MS);
+      if (remember && exists && before === deletions) found.set(username, Date.now() + EXISTS_CACHE_MS);
       else found.delete(username);
       return exists;
     });

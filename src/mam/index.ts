@@ -78,7 +78,9 @@ export default defineModule(
 
     // ---- preferences ---------------------------------------------------------------
     // Every archived message asks for its user's preferences: they are remembered for a few
-    // seconds (changed here: at once; changed by another process: within PREFS_CACHE_MS).
+    // seconds (changed here: at once; changed by another process: within PREFS_CACHE_MS) —
+    // unless other nodes share the storage, which may change them at any moment.
+    const cachePrefs = !module.cluster.shared;
     const prefsCache = new Map<string, { stored: KeyvalData | undefined; until: number }>();
     let prefsWrites = 0; // a read begun before a write must not cache what it read
     async function storedPrefs(user: string): Promise<KeyvalData | undefined> {
@@ -86,7 +88,7 @@ export default defineModule(
       if (hit !== undefined && hit.until > Date.now()) return hit.stored;
       const writes = prefsWrites;
       const stored = await prefsStore.get(user);
-      if (writes === prefsWrites) prefsCache.set(user, { stored, until: Date.now() + PREFS_CACHE_MS });
+      if (cachePrefs && writes === prefsWrites) prefsCache.set(user, { stored, until: Date.now() + PREFS_CACHE_MS });
       return stored;
     }
     async function setPrefs(user: string, prefs: Prefs | undefined): Promise<void> {

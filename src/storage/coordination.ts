@@ -8,6 +8,7 @@ import type { Coordination } from "./types.js";
 
 export class LocalCoordination implements Coordination {
   readonly nodeId = `local-${randomUUID()}`;
+  readonly shared = false;
   private readonly held = new Map<string, Promise<unknown>>();
   private readonly handlers = new Map<string, Set<() => Promise<void>>>();
 

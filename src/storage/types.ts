@@ -212,6 +212,13 @@ export interface Coordination {
   /** This process among the nodes (unique while it runs). */
   readonly nodeId: string;
   /**
+   * Whether other nodes share the data as a matter of course (PostgreSQL):
+   * then nothing read from storage may be remembered beyond the request
+   * (MAM preferences, account existence), or a change made on another node
+   * would go unseen for a while.
+   */
+  readonly shared: boolean;
+  /**
    * Runs `fn` while this node holds the cluster-wide lock `name`. Another node
    * holding it: waits for it (`wait`), or returns `{ ran: false }` at once.
    * A node that dies lets go of it.

@@ -32,6 +32,22 @@ export function newPool(t: PgTarget, max: number, name: string): pg.Pool {
   return pool;
 }
 
+const guarded = new WeakSet<pg.PoolClient>();
+
+/**
+ * A connection from the pool. A connection the server drops while it is
+ * checked out reports an 'error' event; with nobody listening, Node would end
+ * the process. The query that was running fails with it, which is what counts.
+ */
+export async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
+  const c = await pool.connect();
+  if (!guarded.has(c)) {
+    guarded.add(c);
+    c.on("error", () => {});
+  }
+  return c;
+}
+
 /** Where the URL points, without its password, for messages. */
 export function describeTarget(url: string): { where: string; user: string; database: string } {
   try {

@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { addHandler, runHandlers } from "../coordination.js";
 import type { Coordination } from "../types.js";
-import { connectionProblem, isConnectionError, type PgTarget } from "./connection.js";
+import { checkout, connectionProblem, isConnectionError, type PgTarget } from "./connection.js";
 import { LOCK_LEADER, lockKey } from "./schema.js";
 
 const ASK = "mamkit_barrier";
@@ -23,6 +23,7 @@ const PREFIX = "mamkit-node:";
 
 export class PgCoordination implements Coordination {
   readonly nodeId = randomUUID();
+  readonly shared = true;
   private listener: pg.Client | undefined;
   private connecting: Promise<void> | undefined;
   private readonly handlers = new Map<string, Set<() => Promise<void>>>();
@@ -133,7 +134,7 @@ export class PgCoordination implements Coordination {
   async exclusive<T>(name: string, wait: boolean, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
     let c: pg.PoolClient;
     try {
-      c = await this.pool.connect();
+      c = await checkout(this.pool);
     } catch (err) {
       throw connectionProblem(err, this.target);
     }
@@ -145,12 +146,20 @@ export class PgCoordination implements Coordination {
         const r = await c.query("SELECT pg_try_advisory_lock($1, $2) AS got", [LOCK_LEADER, key]);
         if (r.rows[0]?.got !== true) return { ran: false };
       }
+      // who holds it, for an operator looking at pg_stat_activity (reset when the pool takes it back)
+      await c.query("SELECT set_config('application_name', $1, false)", [`mamkit-leader:${this.nodeId}`]);
       try {
         return { ran: true, value: await fn() };
       } finally {
-        await c.query("SELECT pg_advisory_unlock($1, $2)", [LOCK_LEADER, key]).catch((err: Error) => {
-          broken = err; // the connection is gone, and the lock with it
-        });
+        await c
+          .query("SELECT pg_advisory_unlock($1, $2)", [LOCK_LEADER, key])
+          .then(() => c.query("RESET application_name"))
+          .then(
+            () => undefined,
+            (err: Error) => {
+              broken = err; // the connection is gone, and the lock with it
+            },
+          );
       }
     } catch (err) {
       if (isConnectionError(err)) broken ??= err as Error;

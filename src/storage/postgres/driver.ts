@@ -6,7 +6,7 @@ import type pg from "pg";
 import { DEFAULT_GROUP_COMMIT } from "../group-commit.js";
 import { type ArchiveStore, type CommitOptions, type Coordination, type KeyValueStore, type MapStore, type StorageDriver, StorageError } from "../types.js";
 import { appendRows, PgArchive } from "./archive.js";
-import { connectionProblem, newPool, type PgTarget } from "./connection.js";
+import { checkout, connectionProblem, newPool, type PgTarget } from "./connection.js";
 import { PgKeyValueStore, PgMapStore } from "./rows.js";
 import { PgCoordination } from "./coordination.js";
 import { ensureSchema, lockKey } from "./schema.js";
@@ -57,7 +57,7 @@ export class PostgresDriver implements StorageDriver {
   private async open(create: boolean): Promise<void> {
     let c: pg.PoolClient;
     try {
-      c = await this.pool.connect();
+      c = await checkout(this.pool);
     } catch (err) {
       throw connectionProblem(err, this.target);
     }

@@ -18,7 +18,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type pg from "pg";
 import { StorageError } from "../types.js";
-import { isConnectionError, isRefusal, isTransient, type Queryable } from "./connection.js";
+import { checkout, isConnectionError, isRefusal, isTransient, type Queryable } from "./connection.js";
 import { LOCK_USER } from "./schema.js";
 
 /** A row for prosodyarchive, appended with its neighbours in one statement. */
@@ -82,6 +82,8 @@ export class PgWriter {
   private readonly waiters: { seq: number; wake: () => void }[] = [];
   private failures = 0;
   private injected = 0;
+  /** Batches committed, and the writes they held (for tests and benchmarks: how well writes group). */
+  readonly stats = { batches: 0, writes: 0 };
   private closed = false;
   private readonly ctx = new AsyncLocalStorage<Tx>();
   private idle: Promise<void> = Promise.resolve();
@@ -123,16 +125,23 @@ export class PgWriter {
     });
   }
 
-  /** A read: in a transaction on its connection (taking the users' locks), else on the pool. */
+  /**
+   * A read: in a transaction on its connection (taking the users' locks), else
+   * on the pool — retried, as writes are, while the server is out of reach.
+   */
   async read(sql: string, values: unknown[], locks: readonly number[] = []): Promise<Record<string, unknown>[]> {
     await this.gate;
     const tx = this.ctx.getStore();
-    try {
-      if (tx === undefined) return (await this.txPool.query(sql, values)).rows;
-      await this.lockIn(tx, locks);
-      return (await tx.client.query(sql, values)).rows;
-    } catch (err) {
-      throw this.describe(err);
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (tx === undefined) return (await this.txPool.query(sql, values)).rows;
+        await this.lockIn(tx, locks);
+        return (await tx.client.query(sql, values)).rows;
+      } catch (err) {
+        if (tx !== undefined || !isConnectionError(err) || this.closed || Date.now() - started > this.opts.retryMs) throw this.describe(err);
+        await sleep(Math.min(50 * 2 ** attempt, 1000));
+      }
     }
   }
 
@@ -225,7 +234,7 @@ export class PgWriter {
   private async attempt(batch: Pending[]): Promise<Outcome> {
     let client: pg.PoolClient;
     try {
-      client = await this.writerPool.connect();
+      client = await checkout(this.writerPool);
     } catch (err) {
       return { kind: isRefusal(err) ? "refused" : "unreachable", err };
     }
@@ -246,6 +255,8 @@ export class PgWriter {
       const done = await client.query("COMMIT");
       client.release();
       if (done.command === "ROLLBACK") return { kind: "statement", err: new StorageError("backend", "the batch was rolled back") };
+      this.stats.batches++;
+      this.stats.writes += batch.length;
       return { kind: "done", results };
     } catch (err) {
       if (isConnectionError(err)) {
@@ -307,7 +318,7 @@ export class PgWriter {
     await this.gate;
     let client: pg.PoolClient;
     try {
-      client = await this.txPool.connect();
+      client = await checkout(this.txPool);
     } catch (err) {
       throw this.describe(err);
     }
