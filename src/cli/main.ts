@@ -15,6 +15,7 @@ const RUN: Record<string, () => Promise<Run>> = {
   deluser: async () => (await import("./commands/accounts.js")).account,
   retention: async () => (await import("./commands/retention.js")).retention,
   check: async () => (await import("./commands/check.js")).check,
+  migrate: async () => (await import("./commands/migrate.js")).migrate,
   help: async () => help,
 };
 

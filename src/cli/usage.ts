@@ -93,6 +93,32 @@ Unknown keys are warnings.
 
 ${configLine}`,
   },
+  migrate: {
+    options: [{ name: "from", value: true }, { name: "to", value: true }, { name: "chunk", value: true }, { name: "quiet", short: "q" }, HELP],
+    args: { min: 0, max: 0 },
+    usage: `usage: mamkit migrate --from SRC --to DST [--chunk N] [-q]
+
+Copies a database's Prosody tables to another one: every row of prosody
+(accounts, rosters, prefs, smart retention tracking, ...) and of
+prosodyarchive with its sort_id, so that every archive position stays what
+it was; the destination's sequence is set past the source's highest position.
+SRC and DST are sqlite:FILE or postgres:URL (postgres://user:password@host:port/db),
+either way round. The source is only read. The destination gets Prosody's
+tables if missing and must hold no data. Stop the servers using the
+destination first (and those writing to the source).
+
+Resumable: the archive goes in chunks, one transaction each, and a state row
+in the destination (host "", store mamkit_migrate) says how far it got; after
+an interruption (Ctrl-C, a crash, a lost connection) the same command
+continues there. At the end both sides are counted and checksummed, row by
+row; the state row is deleted once they agree.
+
+      --from SRC      the database to copy (never written)
+      --to DST        the database to fill (empty, or an unfinished migration from SRC)
+      --chunk N       archive rows per transaction (default 2000)
+  -q, --quiet         no progress on standard error
+  -h, --help          this help`,
+  },
   help: {
     options: [HELP],
     args: { min: 0, max: 1 },
@@ -115,10 +141,12 @@ commands:
                          show per user what smart retention would delete, and why
   retention run [-u JID] run a smart retention cleanup now
   check                  check the config file: keys, types, module options, module loading
+  migrate --from SRC --to DST
+                         copy every row and archive position to another database (sqlite:FILE, postgres:URL)
   help [COMMAND]         this help, or a command's
 
 options:
-  -c, --config FILE      the config file (default ${DEFAULT_CONFIG}), for every command
+  -c, --config FILE      the config file (default ${DEFAULT_CONFIG}), for every command but migrate
   -h, --help             help (after a command: that command's)
   -V, --version          print the version
 
