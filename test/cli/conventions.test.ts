@@ -18,7 +18,9 @@ function mamkit(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-const COMMANDS = ["serve", "adduser", "passwd", "deluser", "retention", "check", "help"];
+const COMMANDS = ["serve", "adduser", "passwd", "deluser", "retention", "check", "migrate", "help"];
+/** Commands that take no config file. */
+const NO_CONFIG = new Set(["help", "migrate"]);
 /** A valid call of each command but for one extra argument. */
 const EXTRA: Record<string, string[]> = {
   serve: ["serve", "extra"],
@@ -27,6 +29,7 @@ const EXTRA: Record<string, string[]> = {
   deluser: ["deluser", "--yes", "a@localhost", "extra"],
   retention: ["retention", "--dry-run", "extra"],
   check: ["check", "extra"],
+  migrate: ["migrate", "--from", "sqlite:/nonexistent/a.sqlite", "--to", "postgres://127.0.0.1:1/db", "extra"],
   help: ["help", "check", "extra"],
 };
 /** An option of another command. */
@@ -37,6 +40,7 @@ const FOREIGN: Record<string, string> = {
   deluser: "--json",
   retention: "--yes",
   check: "--dry-run",
+  migrate: "--yes",
   help: "--config=x",
 };
 
@@ -82,7 +86,7 @@ describe("help and version", () => {
 
 describe("arguments a command does not take", () => {
   it.each(COMMANDS)("%s: an extra argument is refused with exit 2 and the usage", (command) => {
-    const r = mamkit(...EXTRA[command]!, ...(command === "help" ? [] : ["-c", config]));
+    const r = mamkit(...EXTRA[command]!, ...(NO_CONFIG.has(command) ? [] : ["-c", config]));
     expect(r.code).toBe(2);
     expect(r.out).toBe("");
     expect(r.err).toMatch(new RegExp(`^mamkit ${command}: unexpected argument "extra"\nusage: mamkit ${command}`));
