@@ -67,6 +67,7 @@ export default defineModule(
       storage,
       onError,
       async (user) => (await archive.summary(user)).last?.pos ?? 0,
+      module.cluster.shared,
     );
 
     // Archive positions are global, so one user's items lie far apart. A delivery

@@ -16,9 +16,9 @@
 // with whatever was written or buffered while it ran instead of overwriting
 // it. Losing acknowledgements in a crash only keeps messages longer.
 //
-// Several processes may track the same clients (nodes on one PostgreSQL
-// database; the CLI): a flush merges each record with the stored one under
-// the user's lock, so neither overwrites what the other knows.
+// Several nodes on one PostgreSQL database track the same clients: there a
+// flush merges each record with the stored one under the user's lock, so
+// neither overwrites what the other knows.
 //
 // The store is asynchronous: a record not in the buffer is read once, and
 // every update arriving meanwhile waits for that read and applies to the same
@@ -96,6 +96,11 @@ export class Tracker {
     private readonly onError: (err: unknown) => void,
     /** The newest archive position of a user: a new client's first-seen position. */
     private readonly newest: (user: string) => Promise<number>,
+    /**
+     * Other nodes write the same records (a shared PostgreSQL database): each
+     * flush then merges with the stored record under the user's lock.
+     */
+    private readonly shared = false,
   ) {}
 
   /** A snapshot of every client of a user, buffered changes included (copies: later changes do not show). */
@@ -251,24 +256,34 @@ export class Tracker {
   }
 
   /**
-   * Writes each record merged with the stored one, read in the same
-   * transaction: another process (a second node on the same database, the
-   * CLI) may have written the client since this one read it, and what either
-   * knows must stay. The transaction holds the user's lock (PostgreSQL) or the
-   * write lock (SQLite) from the read to the write; users go in one order, in
-   * chunks, so that no transaction holds many locks for long.
+   * Writes the buffered records. Alone on its storage, this process knows
+   * each record whole (read once, then kept here): it writes it as it is,
+   * merged with the stored one only where it could not read that. When other
+   * nodes share the storage, another may have written the client since: each
+   * record is then merged with the stored one, read in the same transaction,
+   * which holds the user's lock from the read to the write; users go in one
+   * order, in chunks, so that no transaction holds many locks for long.
    */
-  private async write(batch: Map<string, Map<string, ClientRecord>>, _unsure: Map<string, Set<string>>): Promise<void> {
+  private async write(batch: Map<string, Map<string, ClientRecord>>, unsure: Map<string, Set<string>>): Promise<void> {
     const mark = this.driver.mark();
-    const users = [...batch.keys()].sort();
-    for (let i = 0; i < users.length; i += FLUSH_CHUNK) {
-      await this.driver.transaction(async () => {
-        for (const user of users.slice(i, i + FLUSH_CHUNK)) {
-          const data: Record<string, Stored> = {};
-          for (const [client, r] of batch.get(user)!) data[client] = encode(merge(r, await this.storedOrNone(user, client)));
-          await this.store.setKeys(user, data);
-        }
-      });
+    if (!this.shared) {
+      for (const [user, clients] of batch) {
+        const data: Record<string, Stored> = {};
+        const uns = unsure.get(user);
+        for (const [client, r] of clients) data[client] = encode(uns?.has(client) ? merge(r, await this.storedOrNone(user, client)) : r);
+        await this.store.setKeys(user, data);
+      }
+    } else {
+      const users = [...batch.keys()].sort();
+      for (let i = 0; i < users.length; i += FLUSH_CHUNK) {
+        await this.driver.transaction(async () => {
+          for (const user of users.slice(i, i + FLUSH_CHUNK)) {
+            const data: Record<string, Stored> = {};
+            for (const [client, r] of batch.get(user)!) data[client] = encode(merge(r, await this.storedOrNone(user, client)));
+            await this.store.setKeys(user, data);
+          }
+        });
+      }
     }
     await this.driver.durable(mark);
   }
