@@ -35,7 +35,7 @@ function worker(target: string, name: string, startAt: number, pauseMs: number):
 }
 
 /** `alternations`: how often, at least, the writer of consecutive positions must change. */
-async function checkExact(target: string, open: () => StorageDriver, pauseMs: number, alternations: number): Promise<void> {
+async function expectExact(target: string, open: () => StorageDriver, pauseMs: number, alternations: number): Promise<void> {
   const startAt = Date.now() + 3000;
   const [a, b] = await Promise.all([worker(target, "one", startAt, pauseMs), worker(target, "other", startAt, pauseMs)]);
   const refs = [...a, ...b];
@@ -67,7 +67,7 @@ describe("positions under two writer processes", () => {
       const file = join(dir, "db.sqlite");
       new SqliteDriver(file).closeNow(); // the schema first: the race to create it is another test's
       // (SQLite takes turns by its write lock: coarsely, about once a second)
-      await checkExact(`sqlite:${file}`, () => new SqliteDriver(file), 60, 2);
+      await expectExact(`sqlite:${file}`, () => new SqliteDriver(file), 60, 2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -85,7 +85,7 @@ describe("positions under two writer processes", () => {
       const d = new PostgresDriver({ url });
       await d.ready(); // the schema first
       await d.close();
-      await checkExact(`postgres:${url}`, () => new PostgresDriver({ url }), 0, 20);
+      await expectExact(`postgres:${url}`, () => new PostgresDriver({ url }), 0, 20);
     }, 120_000);
   });
 });
