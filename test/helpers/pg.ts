@@ -98,6 +98,9 @@ function run(cmd: string, args: string[], options: SpawnOptions, input = ""): Pr
     child.stderr!.on("data", (d) => (err += d));
     child.once("error", reject);
     child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited with ${code}: ${err.trim()}`))));
+    // a program that exits before reading its input (psql refused a connection) breaks the pipe:
+    // its exit code above says what went wrong, the EPIPE would be an uncaught exception
+    child.stdin!.once("error", () => undefined);
     child.stdin!.end(input);
   });
 }

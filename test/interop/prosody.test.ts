@@ -9,217 +9,57 @@
 // Skipped where Prosody with LuaDBI (Debian: prosody, lua-dbi-sqlite3) is not
 // installed. Prosody runs as the current user (run_as_root where that is root),
 // bound to 127.0.0.1 on a free port, and is stopped with SIGTERM.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import type { ChildProcess } from "node:child_process";
+import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { Client } from "@xmpp/client";
 import Database from "better-sqlite3";
-import { type Element, xml } from "@xmpp/xml";
+import { xml } from "@xmpp/xml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Addresses, createLogger, Server } from "mamkit";
-import { MODULES, newClient, waitFor } from "../e2e/helpers.js";
-import { freePort, portOpen } from "../helpers/net.js";
+import { MODULES, waitFor } from "../e2e/helpers.js";
+import { freePort } from "../helpers/net.js";
+import {
+  bodies,
+  chat,
+  type Item,
+  logins,
+  mamForm,
+  type Prosody,
+  prefsOf,
+  prosodyWithDbi,
+  readLog,
+  register,
+  rosterOf,
+  setPrefs,
+  setRosterItem,
+  setUp,
+  sqliteSql,
+  startProsody,
+  stopProcess,
+  wholeArchive,
+  writeConfig,
+} from "./prosody-helpers.js";
 
 // mamkit offers STARTTLS with the self-signed certificate it generates: accept it here
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
 process.removeAllListeners("warning");
 
-const NS_MAM = "urn:xmpp:mam:2";
-const NS_RSM = "http://jabber.org/protocol/rsm";
-const NS_ROSTER = "jabber:iq:roster";
-
-function prosodyWithDbi(): boolean {
-  try {
-    const about = execFileSync("prosodyctl", ["about"], { encoding: "utf8", timeout: 15_000, stdio: ["ignore", "pipe", "ignore"] });
-    return /LuaDBI/.test(about);
-  } catch {
-    return false;
-  }
-}
 const available = prosodyWithDbi();
-
-
-
-interface Prosody {
-  dir: string;
-  db: string;
-  port: number;
-  config: string;
-}
-
-function setUp(): Prosody {
-  const dir = mkdtempSync(join(tmpdir(), "mamkit-prosody-interop-"));
-  mkdirSync(join(dir, "data"));
-  mkdirSync(join(dir, "certs"));
-  return { dir, db: join(dir, "shared.sqlite"), port: 0, config: join(dir, "prosody.cfg.lua") };
-}
-
-function writeConfig(p: Prosody): void {
-  const root = process.getuid?.() === 0;
-  const lua = [
-    root ? 'prosody_user = "root"\nprosody_group = "root"\nrun_as_root = true' : "",
-    "daemonize = false",
-    `pidfile = "${p.dir}/prosody.pid"`,
-    `data_path = "${p.dir}/data"`,
-    `certificates = "${p.dir}/certs"`,
-    'interfaces = { "127.0.0.1" }',
-    `c2s_ports = { ${p.port} }`,
-    "s2s_ports = { }",
-    "c2s_require_encryption = false",
-    "allow_unencrypted_plain_auth = true",
-    'authentication = "internal_hashed"',
-    'storage = "sql"',
-    `sql = { driver = "SQLite3", database = "${p.db}" }`,
-    'archive_expires_after = "never"',
-    `log = { { levels = { min = "info" }, to = "file", filename = "${p.dir}/prosody.log" } }`,
-    // no smacks: @xmpp/client 0.14 and Prosody 0.12 disagree on ack counts ("handled 2 new
-    // stanzas, but we sent 1") and Prosody then drops the client; this test is about the database
-    'modules_enabled = { "roster", "saslauth", "disco", "mam", "carbons", "ping", "presence" }',
-    'modules_disabled = { "s2s" }',
-    'VirtualHost "localhost"',
-  ].join("\n");
-  writeFileSync(p.config, `${lua}\n`);
-}
-
-async function startProsody(p: Prosody): Promise<ChildProcess> {
-  const child = spawn("prosody", ["--config", p.config], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const start = Date.now();
-  while (!(await portOpen(p.port))) {
-    if (child.exitCode !== null || Date.now() - start > 15_000) {
-      child.kill("SIGKILL");
-      throw new Error(`prosody did not start:\n${out}\n${readLog(p)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return child;
-}
-
-function stopProcess(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-    child.kill("SIGTERM");
-  });
-}
-
-function readLog(p: Prosody): string {
-  try {
-    return readFileSync(join(p.dir, "prosody.log"), "utf8");
-  } catch {
-    return "";
-  }
-}
-
-interface Item {
-  id: string;
-  stamp: string;
-  from: string;
-  to: string;
-  body: string | null;
-  children: string[];
-}
-
-/** The whole archive of a logged-in client, paged 10 at a time (RSM after), with the count the first page gave. */
-async function wholeArchive(c: Client, extra: Element[] = []): Promise<{ items: Item[]; count: string | null }> {
-  const items: Item[] = [];
-  let after: string | undefined;
-  let count: string | null = null;
-  for (let page = 0; page < 50; page++) {
-    const got: Element[] = [];
-    const queryid = `q${page}`;
-    const onStanza = (s: Element) => {
-      const r = s.getChild("result", NS_MAM);
-      if (r?.attrs.queryid === queryid) got.push(r);
-    };
-    c.on("stanza", onStanza);
-    const set = xml("set", { xmlns: NS_RSM }, xml("max", {}, "10"), after === undefined ? null : xml("after", {}, after));
-    const res = await c.iqCaller.request(xml("iq", { type: "set" }, xml("query", { xmlns: NS_MAM, queryid }, ...extra, set)));
-    c.removeListener("stanza", onStanza);
-    const fin = res.getChild("fin", NS_MAM)!;
-    // the first page's count (Prosody leaves it out of later pages)
-    if (page === 0) count = fin.getChild("set", NS_RSM)?.getChildText("count") ?? null;
-    for (const r of got) {
-      const fwd = r.getChild("forwarded", "urn:xmpp:forward:0")!;
-      const m = fwd.getChild("message")!;
-      items.push({
-        id: r.attrs.id,
-        stamp: fwd.getChild("delay", "urn:xmpp:delay")!.attrs.stamp,
-        from: m.attrs.from,
-        to: m.attrs.to,
-        body: m.getChildText("body"),
-        children: m.children.filter((x): x is Element => typeof x === "object").map((x) => `${x.attrs.xmlns ?? ""} ${x.name}`).sort(),
-      });
-    }
-    if (fin.attrs.complete === "true") return { items, count };
-    after = fin.getChild("set", NS_RSM)!.getChildText("last")!;
-  }
-  throw new Error("archive did not end");
-}
-
-function bodies(c: Client): string[] {
-  const got: string[] = [];
-  c.on("stanza", (s: Element) => {
-    if (s.name === "message" && s.getChild("body") && !s.getChild("result", NS_MAM)) got.push(s.getChildText("body")!);
-  });
-  return got;
-}
-
-async function prefsOf(c: Client): Promise<{ default: string; always: string[]; never: string[] }> {
-  const r = await c.iqCaller.request(xml("iq", { type: "get" }, xml("prefs", { xmlns: NS_MAM })));
-  const prefs = r.getChild("prefs", NS_MAM)!;
-  const list = (name: string) => (prefs.getChild(name)?.getChildren("jid") ?? []).map((j) => j.text()).sort();
-  return { default: prefs.attrs.default, always: list("always"), never: list("never") };
-}
-
-async function rosterOf(c: Client): Promise<{ jid: string; name?: string; subscription: string; groups: string[] }[]> {
-  const r = await c.iqCaller.request(xml("iq", { type: "get" }, xml("query", { xmlns: NS_ROSTER })));
-  return r
-    .getChild("query", NS_ROSTER)!
-    .getChildren("item")
-    .map((i) => ({ jid: i.attrs.jid, name: i.attrs.name, subscription: i.attrs.subscription, groups: i.getChildren("group").map((g) => g.text()) }));
-}
-
-function chat(to: string, body: string, ...more: Element[]): Element {
-  return xml("message", { type: "chat", to, id: `m-${body.replace(/\W/g, "")}` }, xml("body", {}, body), ...more);
-}
 
 describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking turns", () => {
   // made in beforeAll: a skipped suite (no Prosody here) leaves no folder behind
   let p: Prosody;
-  const clients: Client[] = [];
+  let db: string;
+  const { login, logoutAll } = logins();
   let prosody: ChildProcess | undefined;
   let mamkit: { server: Server; listening: Addresses } | undefined;
 
-  function login(user: "alice" | "bob" | "carol", port: number): Promise<Client> {
-    const c = newClient(`xmpp://127.0.0.1:${port}`, user, "localhost", { resource: `${user}-res` });
-    clients.push(c);
-    // available, so that messages to the bare JID are delivered (RFC 6121 §8.5.2.1)
-    return c.start().then(async () => {
-      await c.send(xml("presence"));
-      // a ping answered after it: the server has processed the presence before anyone sends
-      await c.iqCaller.request(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
-      return c;
-    });
-  }
-  async function logoutAll() {
-    for (const c of clients.splice(0)) await c.stop().catch(() => {});
-  }
-
   beforeAll(async () => {
     p = setUp();
+    db = join(p.dir, "shared.sqlite");
     p.port = await freePort();
-    writeConfig(p);
-    for (const u of ["alice", "bob"]) {
-      execFileSync("prosodyctl", ["--config", p.config, "register", u, "localhost", `${u}-password`], { stdio: "ignore", timeout: 20_000 });
-    }
+    writeConfig(p, sqliteSql(db));
+    for (const u of ["alice", "bob"]) register(p, u, `${u}-password`);
   }, 60_000);
 
   afterAll(async () => {
@@ -248,21 +88,8 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     await bob.send(xml("message", { type: "chat", to: "alice@localhost" }, xml("composing", { xmlns: "http://jabber.org/protocol/chatstates" })));
     await waitFor(() => bobGot.length === 6 && aliceGot.length === 2);
 
-    await alice.iqCaller.request(
-      xml("iq", { type: "set" }, xml("query", { xmlns: NS_ROSTER }, xml("item", { jid: "bob@localhost", name: "Bob" }, xml("group", {}, "Friends")))),
-    );
-    await alice.iqCaller.request(
-      xml(
-        "iq",
-        { type: "set" },
-        xml(
-          "prefs",
-          { xmlns: NS_MAM, default: prefsSet.default },
-          xml("always", {}, ...prefsSet.always.map((j) => xml("jid", {}, j))),
-          xml("never", {}, ...prefsSet.never.map((j) => xml("jid", {}, j))),
-        ),
-      ),
-    );
+    await setRosterItem(alice, "bob@localhost", "Bob", "Friends");
+    await setPrefs(alice, prefsSet);
     const { items, count } = await wholeArchive(alice);
     expect(items.map((i) => i.body)).toEqual([
       ...[1, 2, 3, 4, 5, 6].map((i) => `alice to bob ${i}`),
@@ -275,7 +102,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     await logoutAll();
     expect(await stopProcess(prosody)).toBe(0);
     prosody = undefined;
-    if (process.env.MAMKIT_KEEP_INTEROP) copyFileSync(p.db, `${p.db}.era1`);
+    if (process.env.MAMKIT_KEEP_INTEROP) copyFileSync(db, `${db}.era1`);
   }, 60_000);
 
   let mamkitEra: Item[] = [];
@@ -284,7 +111,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     expect(prosodyEra).toHaveLength(8);
     const server = new Server({
       config: {
-        storage: { driver: "sqlite", database: p.db },
+        storage: { driver: "sqlite", database: db },
         interfaces: ["127.0.0.1"],
         c2s_ports: [0],
         websocket_ports: [],
@@ -305,7 +132,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     expect(seen.count).toBe("8");
     // a page by id from Prosody's era, and `with`
     const afterThird = await wholeArchive(alice, [
-      xml("x", { xmlns: "jabber:x:data", type: "submit" }, xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, NS_MAM)), xml("field", { var: "after-id" }, xml("value", {}, prosodyEra[2]!.id))),
+      mamForm({ "after-id": prosodyEra[2]!.id }),
     ]);
     expect(afterThird.items).toEqual(prosodyEra.slice(3));
     expect(await prefsOf(alice)).toEqual(prefsSet);
@@ -313,9 +140,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
 
     // an account mamkit creates and a roster item mamkit writes, for Prosody to read later
     await server.accounts("localhost").create("carol", "carol-password");
-    await alice.iqCaller.request(
-      xml("iq", { type: "set" }, xml("query", { xmlns: NS_ROSTER }, xml("item", { jid: "carol@localhost", name: "Carol" }, xml("group", {}, "Work")))),
-    );
+    await setRosterItem(alice, "carol@localhost", "Carol", "Work");
 
     const aliceGot = bodies(alice);
     const bobGot = bodies(bob);
@@ -345,7 +170,7 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     expect(all.count).toBeNull();
     // Prosody pages across the border by an id mamkit gave
     const afterFirstMamkit = await wholeArchive(alice, [
-      xml("x", { xmlns: "jabber:x:data", type: "submit" }, xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, NS_MAM)), xml("field", { var: "after-id" }, xml("value", {}, mamkitEra[0]!.id))),
+      mamForm({ "after-id": mamkitEra[0]!.id }),
     ]);
     expect(afterFirstMamkit.items).toEqual(mamkitEra.slice(1));
     // bob's archive too: his side of both eras
@@ -357,9 +182,9 @@ describe.skipIf(!available)("one SQLite file, Prosody 0.12 and mamkit taking tur
     const prefs = await prefsOf(alice);
     expect({ default: prefs.default, always: prefs.always }).toEqual({ default: prefsSet.default, always: prefsSet.always });
     expect(prefs.never.filter((j) => !prefsSet.never.includes(j))).toEqual([]);
-    const db = new Database(p.db, { readonly: true });
-    const row = db.prepare(`SELECT "type", "value" FROM "prosody" WHERE "user" = 'alice' AND "store" = 'archive_prefs' AND "key" = ?`).get("mallory@localhost");
-    db.close();
+    const file = new Database(db, { readonly: true });
+    const row = file.prepare(`SELECT "type", "value" FROM "prosody" WHERE "user" = 'alice' AND "store" = 'archive_prefs' AND "key" = ?`).get("mallory@localhost");
+    file.close();
     expect(row).toEqual({ type: "boolean", value: "false" });
     expect((await rosterOf(alice)).map((i) => [i.jid, i.name, i.groups]).sort()).toEqual([
       ["bob@localhost", "Bob", ["Friends"]],

@@ -22,6 +22,10 @@ import type { Queryable } from "./connection.js";
 import { lockKey } from "./schema.js";
 import type { AppendResult, AppendRow, PgWriter } from "./writer.js";
 
+/** The range of "when" (int4 seconds: 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z). */
+const INT4_MIN = -2147483648;
+const INT4_MAX = 2147483647;
+
 const COLS = 'SELECT "sort_id","key","when","with","type","value" FROM "prosodyarchive"';
 
 /** Appends rows in their order, under the locks of their users (held by the caller's transaction). */
@@ -94,9 +98,19 @@ export class PgArchive implements ArchiveStore {
       parts.push(sql.replace("?", `$${args.length}`));
     };
     if (user !== null) add('"user"=?', user);
-    // ("when" is a 32-bit integer, as Prosody creates it: bounds beyond it are clamped, not an error)
-    if (q.start !== undefined) add('"when">=?', int4(Math.ceil(q.start / 1000)));
-    if (q.end !== undefined) add('"when"<=?', int4(Math.floor(q.end / 1000)));
+    // "when" is int4, as Prosody made it: PostgreSQL refuses a bound outside it ("value ... is out
+    // of range for type integer"), so the bounds are held to the range, keeping their meaning; a
+    // start after the last second it holds (or an end before the first) matches nothing
+    if (q.start !== undefined) {
+      const s = Math.ceil(q.start / 1000);
+      if (s > INT4_MAX) parts.push("FALSE");
+      else add('"when">=?', Math.max(s, INT4_MIN));
+    }
+    if (q.end !== undefined) {
+      const e = Math.floor(q.end / 1000);
+      if (e < INT4_MIN) parts.push("FALSE");
+      else add('"when"<=?', Math.min(e, INT4_MAX));
+    }
     if (q.with !== undefined) add('"with"=?', q.with);
     if (q.ids !== undefined) add('"key"=ANY(?::text[])', [...q.ids]);
     return [parts.join(" AND "), args];
@@ -196,8 +210,6 @@ export class PgArchive implements ArchiveStore {
     );
   }
 }
-
-const int4 = (n: number) => Math.max(-2147483648, Math.min(2147483647, n));
 
 function toItem(r: Record<string, unknown>): ArchiveItem {
   const stanza = decodeValue(r.type as string, r.value as string);

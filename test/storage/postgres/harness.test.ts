@@ -59,6 +59,11 @@ describe.skipIf(!pgAvailable)("a private PostgreSQL cluster for tests", () => {
     await expect(pg.psql("SELECT 1", pg.withRole(dbs[0]!, "wrong"))).rejects.toThrow(/password authentication failed for user "mamkit"/);
   });
 
+  it("a refused psql with more input than a pipe holds rejects with its reason (no uncaught EPIPE)", async () => {
+    const big = "SELECT 1;\n".repeat(200_000);
+    await expect(pg.psql(big, pg.withRole(dbs[0]!, "wrong"))).rejects.toThrow(/password authentication failed for user "mamkit"/);
+  });
+
   it("reports a failing statement with PostgreSQL's message", async () => {
     await expect(pg.psql("SELECT * FROM no_such_table")).rejects.toThrow(/relation "no_such_table" does not exist/);
   });
