@@ -187,12 +187,12 @@ describe.skipIf(!pgAvailable)("mamkit migrate: SQLite <-> PostgreSQL", () => {
     });
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^mamkit migrate: PostgreSQL at \S+ has no database "no_such_database" \(--from\): create it first/);
-    // a mamkit node connected to the destination
+    // a mamkit driver connected to the destination (its pool and its writer: two connections)
     const node = new PostgresDriver({ url: fresh });
     await node.ready();
     const served = await migrate(`sqlite:${source}`, `postgres:${fresh}`);
     await node.close();
-    expect([served.code, served.err]).toEqual([1, "mamkit migrate: --to: 1 connection(s) of mamkit servers use this database (mamkit): stop them first\n"]);
+    expect([served.code, served.err]).toEqual([1, "mamkit migrate: --to: 2 connection(s) of mamkit servers use this database (mamkit): stop them first\n"]);
     // another migration into the same database holds its lock
     const busy = await withPg(fresh, async (c) => {
       await c.query("SELECT pg_advisory_lock($1, 0)", [0x6d616d6e]);

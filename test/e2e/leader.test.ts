@@ -67,8 +67,12 @@ describe.skipIf(!pgAvailable)("one cleanup leader", () => {
       async () => {
         const n = await count();
         if (n === N || n === 0) return false;
-        const r = await cluster.psql("SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'mamkit-leader:%'", url.split("/").pop());
-        const id = r.trim().slice("mamkit-leader:".length);
+        // the node whose connection holds the cleanup's advisory lock
+        const r = await cluster.psql(
+          `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = ${0x6d616d6d} AND l.granted`,
+          url.split("/").pop(),
+        );
+        const id = r.trim().slice("mamkit-node:".length);
         leader = nodes.find((x) => nodeIdOf(x) === id);
         return leader !== undefined;
       },

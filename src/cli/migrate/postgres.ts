@@ -161,7 +161,7 @@ export class PgDestination implements Destination {
   async prepare(): Promise<void> {
     const r = await this.q(
       "SELECT string_agg(DISTINCT application_name, ', ') AS names, count(*) AS n FROM pg_stat_activity " +
-        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND (application_name IN ('mamkit', 'mamkit writer') OR application_name LIKE 'mamkit-node:%' OR application_name LIKE 'mamkit-leader:%')",
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND (application_name IN ('mamkit', 'mamkit writer') OR application_name LIKE 'mamkit-node:%')",
     );
     if ((r.rows[0]!.n as number) > 0) {
       throw new CliError(`--to: ${r.rows[0]!.n} connection(s) of mamkit servers use this database (${r.rows[0]!.names}): stop them first`);

@@ -25,8 +25,21 @@ const types = {
     oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
-export function newPool(t: PgTarget, max: number, name: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: t.url, max, types, application_name: name, connectionTimeoutMillis: 10_000 });
+/**
+ * `name` shows in pg_stat_activity (a node's connections carry its id: other
+ * nodes count it alive while any is there); `keepIdle` keeps idle connections
+ * open rather than closing them after 10 s.
+ */
+export function newPool(t: PgTarget, max: number, name: string, keepIdle = false): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: t.url,
+    max,
+    types,
+    application_name: name,
+    connectionTimeoutMillis: 10_000,
+    ...(keepIdle && { idleTimeoutMillis: 0 }),
+    keepAlive: true,
+  });
   // a connection the server dropped while idle: the pool discards it and opens another when needed
   pool.on("error", () => {});
   return pool;

@@ -1,10 +1,14 @@
 // Coordination of the nodes sharing one PostgreSQL database.
 //
-// - Exclusive tasks: a session-level advisory lock, held on a connection of
-//   its own for as long as the task runs. A node that dies loses its
-//   connection, and PostgreSQL lets go of the lock.
-// - Who is alive: each node keeps one listening connection named
-//   `mamkit-node:<id>`; the live nodes are those pg_stat_activity shows.
+// - Exclusive tasks: a session-level advisory lock, held for as long as the
+//   task runs on the node's listening connection (which stays open: a task
+//   takes no connection of the pool from the node's readers). A node that
+//   dies loses its connection, and PostgreSQL lets go of the lock.
+// - Who is alive: every connection of a node is named `mamkit-node:<id>`
+//   (the listener, the writer's, the pool's); a node is alive while
+//   pg_stat_activity shows any of them. One whose listener alone dropped is
+//   still alive, and a barrier then waits for an answer it cannot give, and
+//   fails: better no cleanup than one that forgot a node.
 // - Barriers: a NOTIFY asks every node to run its handlers of a topic; each
 //   answers with a NOTIFY once they finished. The barrier holds once every
 //   node alive after the request went out has answered (a node that dies
@@ -13,16 +17,16 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { addHandler, runHandlers } from "../coordination.js";
-import type { Coordination } from "../types.js";
+import { type Coordination, StorageError } from "../types.js";
 import { checkout, connectionProblem, isConnectionError, type PgTarget } from "./connection.js";
 import { LOCK_LEADER, lockKey } from "./schema.js";
 
 const ASK = "mamkit_barrier";
 const ANSWER = "mamkit_barrier_done";
-const PREFIX = "mamkit-node:";
+export const NODE_PREFIX = "mamkit-node:";
+const PREFIX = NODE_PREFIX;
 
 export class PgCoordination implements Coordination {
-  readonly nodeId = randomUUID();
   readonly shared = true;
   private listener: pg.Client | undefined;
   private connecting: Promise<void> | undefined;
@@ -32,6 +36,7 @@ export class PgCoordination implements Coordination {
   private closed = false;
 
   constructor(
+    readonly nodeId: string,
     private readonly target: PgTarget,
     private readonly pool: pg.Pool,
     private readonly warn: (message: string, err?: unknown) => void,
@@ -92,10 +97,11 @@ export class PgCoordination implements Coordination {
 
   async nodes(): Promise<string[]> {
     const r = await this.pool.query(
-      "SELECT application_name AS a FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1",
+      "SELECT DISTINCT application_name AS a FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1",
       [`${PREFIX}%`],
     );
-    return r.rows.map((row) => (row.a as string).slice(PREFIX.length));
+    // (mamkit-node:<id>, or mamkit-node:<id>:writer)
+    return [...new Set(r.rows.map((row) => (row.a as string).slice(PREFIX.length).split(":")[0]!))];
   }
 
   async barrier(topic: string, timeoutMs: number): Promise<boolean> {
@@ -131,35 +137,45 @@ export class PgCoordination implements Coordination {
     return addHandler(this.handlers, topic, handler);
   }
 
+  /** Session locks this node holds on its listening connection, by name. */
+  private readonly holding = new Set<string>();
+
   async exclusive<T>(name: string, wait: boolean, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
+    const key = lockKey("", name);
+    if (wait) return this.exclusiveWaiting(key, fn);
+    if (this.holding.has(name)) return { ran: false }; // (this node runs it already)
+    if (this.listener === undefined) await this.listen();
+    const c = this.listener;
+    if (c === undefined) throw new StorageError("backend", `cannot take the lock for ${name}: not connected to PostgreSQL (${this.target.setting})`);
+    const r = await c.query("SELECT pg_try_advisory_lock($1, $2) AS got", [LOCK_LEADER, key]);
+    if (r.rows[0]?.got !== true) return { ran: false };
+    this.holding.add(name);
+    try {
+      return { ran: true, value: await fn() };
+    } finally {
+      this.holding.delete(name);
+      // (if that connection was lost meanwhile, the lock went with it)
+      if (this.listener === c) await c.query("SELECT pg_advisory_unlock($1, $2)", [LOCK_LEADER, key]).catch(() => undefined);
+    }
+  }
+
+  /** For a run asked for by hand: waits for the lock on a connection of the pool. */
+  private async exclusiveWaiting<T>(key: number, fn: () => Promise<T>): Promise<{ ran: true; value: T }> {
     let c: pg.PoolClient;
     try {
       c = await checkout(this.pool);
     } catch (err) {
       throw connectionProblem(err, this.target);
     }
-    const key = lockKey("", name);
     let broken: Error | undefined;
     try {
-      if (wait) await c.query("SELECT pg_advisory_lock($1, $2)", [LOCK_LEADER, key]);
-      else {
-        const r = await c.query("SELECT pg_try_advisory_lock($1, $2) AS got", [LOCK_LEADER, key]);
-        if (r.rows[0]?.got !== true) return { ran: false };
-      }
-      // who holds it, for an operator looking at pg_stat_activity (reset when the pool takes it back)
-      await c.query("SELECT set_config('application_name', $1, false)", [`mamkit-leader:${this.nodeId}`]);
+      await c.query("SELECT pg_advisory_lock($1, $2)", [LOCK_LEADER, key]);
       try {
         return { ran: true, value: await fn() };
       } finally {
-        await c
-          .query("SELECT pg_advisory_unlock($1, $2)", [LOCK_LEADER, key])
-          .then(() => c.query("RESET application_name"))
-          .then(
-            () => undefined,
-            (err: Error) => {
-              broken = err; // the connection is gone, and the lock with it
-            },
-          );
+        await c.query("SELECT pg_advisory_unlock($1, $2)", [LOCK_LEADER, key]).catch((err: Error) => {
+          broken = err;
+        });
       }
     } catch (err) {
       if (isConnectionError(err)) broken ??= err as Error;

@@ -2,13 +2,14 @@
 // mod_storage_sql creates it on PostgreSQL, shared by any number of mamkit
 // nodes (and Prosody). Reads go to a pool; writes go through the group commit
 // (writer.ts) on a connection of their own.
+import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { DEFAULT_GROUP_COMMIT } from "../group-commit.js";
 import { type ArchiveStore, type CommitOptions, type Coordination, type KeyValueStore, type MapStore, type StorageDriver, StorageError } from "../types.js";
 import { appendRows, PgArchive } from "./archive.js";
 import { checkout, connectionProblem, newPool, type PgTarget } from "./connection.js";
 import { PgKeyValueStore, PgMapStore } from "./rows.js";
-import { PgCoordination } from "./coordination.js";
+import { NODE_PREFIX, PgCoordination } from "./coordination.js";
 import { ensureSchema, lockKey } from "./schema.js";
 import { PgWriter } from "./writer.js";
 
@@ -28,6 +29,8 @@ export interface PostgresOptions {
 
 export class PostgresDriver implements StorageDriver {
   readonly name = "postgres";
+  /** This process among the nodes on the database. */
+  readonly nodeId = randomUUID();
   readonly target: PgTarget;
   private readonly pool: pg.Pool;
   private readonly writerPool: pg.Pool;
@@ -39,8 +42,9 @@ export class PostgresDriver implements StorageDriver {
 
   constructor(opts: PostgresOptions) {
     this.target = { url: opts.url, pool: opts.pool ?? 10, setting: opts.setting ?? "storage.url" };
+    // (a node's connections are named after it once it coordinates: see coordination())
     this.pool = newPool(this.target, this.target.pool, "mamkit");
-    this.writerPool = newPool(this.target, 1, "mamkit writer");
+    this.writerPool = newPool(this.target, 1, "mamkit writer", true);
     const commit = { ...DEFAULT_GROUP_COMMIT, ...opts.commit };
     this.writes = new PgWriter(
       this.writerPool,
@@ -65,6 +69,18 @@ export class PostgresDriver implements StorageDriver {
       await ensureSchema(c, create);
       const r = await c.query("SELECT pg_get_serial_sequence('\"prosodyarchive\"', 'sort_id') AS s");
       if (typeof r.rows[0]?.s === "string") this.seqName = r.rows[0].s;
+      // a sequence that caches values per connection hands them out out of commit order
+      // (connection A: 1..20, B: 21..40, then A's 2 after B's 21): positions would not be exact
+      const cache = await c.query("SELECT seqcache FROM pg_sequence WHERE seqrelid = $1::regclass", [this.seqName]);
+      const n = Number(cache.rows[0]?.seqcache ?? 1);
+      if (n > 1) {
+        throw new StorageError(
+          "backend",
+          `the archive's sequence ${this.seqName} has CACHE ${n} (${this.target.setting}): positions would not follow the order of commits; run ALTER SEQUENCE ${this.seqName} CACHE 1`,
+        );
+      }
+      // the writer's connection now: it stays, so that other nodes see this one alive
+      (await checkout(this.writerPool)).release();
     } catch (err) {
       throw err instanceof StorageError ? err : connectionProblem(err, this.target);
     } finally {
@@ -117,7 +133,24 @@ export class PostgresDriver implements StorageDriver {
 
   /** The nodes on this database: one listening connection, made on the first call. */
   coordination(warn: (message: string, err?: unknown) => void): Coordination {
-    this.coordinating ??= new PgCoordination(this.target, this.pool, warn);
+    if (this.coordinating === undefined) {
+      // From now on every connection carries the node's id (see coordination.ts): other nodes
+      // count this one alive while any is there. A driver that does not coordinate (a CLI
+      // command, a script) is no node, and no barrier waits for it.
+      const name = (p: pg.Pool, n: string) => {
+        (p as unknown as { options: { application_name: string } }).options.application_name = n;
+      };
+      name(this.pool, `${NODE_PREFIX}${this.nodeId}`);
+      name(this.writerPool, `${NODE_PREFIX}${this.nodeId}:writer`);
+      // the writer's connection, which stays open, may be there already (ready() made it)
+      void this.opened
+        .then(() => checkout(this.writerPool))
+        .then(async (c) => {
+          await c.query("SELECT set_config('application_name', $1, false)", [`${NODE_PREFIX}${this.nodeId}:writer`]).finally(() => c.release());
+        })
+        .catch(() => undefined);
+      this.coordinating = new PgCoordination(this.nodeId, this.target, this.pool, warn);
+    }
     return this.coordinating;
   }
 

@@ -218,6 +218,9 @@ export class PgWriter {
   /** One statement failed: each write alone, in order, so that only the bad one fails. */
   private async split(batch: Pending[], err: unknown): Promise<void> {
     if (batch.length === 1) {
+      // (a statement that fails is a server-side failure — a full disk, a read-only standby —
+      // and its write is lost as surely as a failed commit: marks taken before it must learn of it)
+      this.failures++;
       batch[0]!.reject(err instanceof StorageError ? err : this.describe(err));
       return;
     }
@@ -296,10 +299,12 @@ export class PgWriter {
     const i = batch.findIndex((p) => p.op.append !== undefined);
     if (i < 0) return undefined;
     const pos = (results[i] as AppendResult).pos;
+    const row = batch[i]!.op.append!;
     const deadline = Date.now() + this.opts.retryMs;
     while (!this.closed && Date.now() < deadline) {
       try {
-        const r = await this.txPool.query('SELECT 1 FROM "prosodyarchive" WHERE "sort_id"=$1', [pos]);
+        // (by its key, a fresh UUID: after a crash another writer's row may hold the same sort_id)
+        const r = await this.txPool.query('SELECT 1 FROM "prosodyarchive" WHERE "sort_id"=$1 AND "host"=$2 AND "user"=$3 AND "store"=$4 AND "key"=$5', [pos, row.host, row.user, row.store, row.key]);
         return r.rows.length > 0;
       } catch (err) {
         if (!isConnectionError(err)) return undefined;
@@ -344,6 +349,8 @@ export class PgWriter {
   /** Inside a transaction: after the nested ones before it, under a savepoint. */
   private nested<T>(tx: Tx, fn: () => T | Promise<T>): Promise<T> {
     const run = tx.chain.then(async () => {
+      // a rollback to the savepoint also lets go of the user locks taken after it
+      const held = new Set(tx.locked);
       await tx.client.query("SAVEPOINT t");
       try {
         const r = await fn();
@@ -351,6 +358,7 @@ export class PgWriter {
         return r;
       } catch (err) {
         await tx.client.query("ROLLBACK TO t").catch(() => undefined);
+        tx.locked = held;
         throw err;
       }
     });
@@ -361,8 +369,8 @@ export class PgWriter {
   private async lockIn(tx: Tx, locks: readonly number[]): Promise<void> {
     const missing = locks.filter((k) => !tx.locked.has(k));
     if (missing.length === 0) return;
-    for (const k of missing) tx.locked.add(k);
     await tx.client.query(LOCK_MANY, [LOCK_USER, missing]);
+    for (const k of missing) tx.locked.add(k); // (only once granted)
   }
 
   /**

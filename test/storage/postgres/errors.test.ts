@@ -67,6 +67,17 @@ describe.skipIf(!pgAvailable)("postgres driver errors", () => {
     await gone.close();
   });
 
+  it("refuses an archive sequence that caches values per connection (positions out of commit order)", async () => {
+    const db = await cluster.createDatabase();
+    const first = new PostgresDriver({ url: db });
+    await first.ready();
+    await first.close();
+    await cluster.psql('ALTER SEQUENCE "prosodyarchive_sort_id_seq" CACHE 20', db);
+    const d = new PostgresDriver({ url: db });
+    await expect(d.ready()).rejects.toThrow(/has CACHE 20 \(storage\.url\): positions would not follow the order of commits; run ALTER SEQUENCE .* CACHE 1/);
+    await d.close();
+  });
+
   it("mamkit serve exits at once with the reason", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mamkit-pg-serve-"));
     try {
