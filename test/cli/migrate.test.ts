@@ -192,7 +192,7 @@ describe.skipIf(!pgAvailable)("mamkit migrate: SQLite <-> PostgreSQL", () => {
     await node.ready();
     const served = await migrate(`sqlite:${source}`, `postgres:${fresh}`);
     await node.close();
-    expect([served.code, served.err]).toEqual([1, "mamkit migrate: --to: 2 connection(s) of mamkit servers use this database (mamkit): stop them first\n"]);
+    expect([served.code, served.err]).toEqual([1, "mamkit migrate: --to: 2 connection(s) of mamkit servers use this database (mamkit, mamkit writer): stop them first\n"]);
     // another migration into the same database holds its lock
     const busy = await withPg(fresh, async (c) => {
       await c.query("SELECT pg_advisory_lock($1, 0)", [0x6d616d6e]);
