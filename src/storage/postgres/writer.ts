@@ -9,51 +9,26 @@
 // appends are therefore serialised whoever writes: a position is drawn from
 // the sequence only under the lock, after every earlier append of that user
 // committed, so no lower position of the user can appear later and `prev` is
-// exact (see docs/storage.md, "Positions").
+// exact (see docs/postgresql.md, "Positions under concurrent writers").
 //
 // Failures: while the server is out of reach the batch is retried (nothing of
 // it committed) for up to `retryMs`; a batch whose COMMIT got no answer is in
 // doubt, settled by looking for its first appended row; a statement that
 // fails is retried alone, so that one bad write fails only itself.
-import { AsyncLocalStorage } from "node:async_hooks";
 import type pg from "pg";
 import { StorageError } from "../types.js";
 import { checkout, isConnectionError, isRefusal, isTransient, type Queryable } from "./connection.js";
+import type { AppendResult, AppendRow, WriteOp } from "./ops.js";
 import { LOCK_USER } from "./schema.js";
+import { PgTransactions } from "./transactions.js";
 
-/** A row for prosodyarchive, appended with its neighbours in one statement. */
-export interface AppendRow {
-  host: string;
-  user: string;
-  store: string;
-  key: string;
-  when: number;
-  with: string;
-  value: string;
-}
-
-/** Where an appended row went: its position, and the user's one before it. */
-export interface AppendResult {
-  pos: number;
-  prev: number | undefined;
-}
-
-export type WriteOp<T> =
-  | { locks: readonly number[]; run: (c: Queryable) => Promise<T>; append?: undefined }
-  | { locks: readonly number[]; append: AppendRow; run?: undefined };
+export type { AppendResult, AppendRow, WriteOp } from "./ops.js";
 
 interface Pending {
   op: WriteOp<unknown>;
   seq: number;
   resolve(v: unknown): void;
   reject(e: unknown): void;
-}
-
-/** A transaction running: its connection, the user locks it holds, its nested ones in turn. */
-interface Tx {
-  client: pg.PoolClient;
-  locked: Set<number>;
-  chain: Promise<unknown>;
 }
 
 export interface WriterOptions {
@@ -85,7 +60,7 @@ export class PgWriter {
   /** Batches committed, and the writes they held (for tests and benchmarks: how well writes group). */
   readonly stats = { batches: 0, writes: 0 };
   private closed = false;
-  private readonly ctx = new AsyncLocalStorage<Tx>();
+  private readonly txs: PgTransactions;
   private idle: Promise<void> = Promise.resolve();
   private wakeIdle: (() => void) | undefined;
   /** Settles once the driver connected and the schema is there: nothing runs before. */
@@ -99,7 +74,9 @@ export class PgWriter {
     private readonly appendMany: (c: Queryable, rows: AppendRow[]) => Promise<AppendResult[]>,
     /** Makes a driver error into what callers see (naming the setting). */
     private readonly describe: (err: unknown) => StorageError,
-  ) {}
+  ) {
+    this.txs = new PgTransactions(txPool, appendMany, describe, () => this.gate);
+  }
 
   /** Holds every statement back until `opened` resolves (a rejection fails them with its error). */
   waitFor(opened: Promise<void>): void {
@@ -111,13 +88,13 @@ export class PgWriter {
   }
 
   inTransaction(): boolean {
-    return this.ctx.getStore() !== undefined;
+    return this.txs.current() !== undefined;
   }
 
   /** Queues a write (inside a transaction: runs it there); resolves once committed. */
   write<T>(op: WriteOp<T>): Promise<T> {
-    const tx = this.ctx.getStore();
-    if (tx !== undefined) return this.inTx(tx, op);
+    const tx = this.txs.current();
+    if (tx !== undefined) return this.txs.write(tx, op);
     if (this.closed) return Promise.reject(new StorageError("backend", "the storage is closed"));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op: op as WriteOp<unknown>, seq: ++this.seq, resolve: resolve as (v: unknown) => void, reject });
@@ -131,12 +108,12 @@ export class PgWriter {
    */
   async read(sql: string, values: unknown[], locks: readonly number[] = []): Promise<Record<string, unknown>[]> {
     await this.gate;
-    const tx = this.ctx.getStore();
+    const tx = this.txs.current();
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
         if (tx === undefined) return (await this.txPool.query(sql, values)).rows;
-        await this.lockIn(tx, locks);
+        await this.txs.lockIn(tx, locks);
         return (await tx.client.query(sql, values)).rows;
       } catch (err) {
         if (tx !== undefined || !isConnectionError(err) || this.closed || Date.now() - started > this.opts.retryMs) throw this.describe(err);
@@ -314,85 +291,9 @@ export class PgWriter {
     return undefined;
   }
 
-  // ---- transactions -------------------------------------------------------------
-
-  async transaction<T>(fn: () => T | Promise<T>): Promise<T> {
-    const outer = this.ctx.getStore();
-    if (outer !== undefined) return this.nested(outer, fn);
-    if (this.closed) throw new StorageError("backend", "the storage is closed");
-    await this.gate;
-    let client: pg.PoolClient;
-    try {
-      client = await checkout(this.txPool);
-    } catch (err) {
-      throw this.describe(err);
-    }
-    const tx: Tx = { client, locked: new Set(), chain: Promise.resolve() };
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
-      const r = await this.ctx.run(tx, fn);
-      await tx.chain;
-      // (a transaction a failed statement aborted answers COMMIT with ROLLBACK, and no error)
-      const done = await client.query("COMMIT");
-      if (done.command === "ROLLBACK") throw new StorageError("backend", "the transaction was rolled back: a statement in it failed");
-      return r;
-    } catch (err) {
-      if (isConnectionError(err)) broken = err as Error;
-      else await client.query("ROLLBACK").catch(() => undefined);
-      throw err instanceof StorageError ? err : this.describe(err);
-    } finally {
-      client.release(broken);
-    }
-  }
-
-  /** Inside a transaction: after the nested ones before it, under a savepoint. */
-  private nested<T>(tx: Tx, fn: () => T | Promise<T>): Promise<T> {
-    const run = tx.chain.then(async () => {
-      // a rollback to the savepoint also lets go of the user locks taken after it
-      const held = new Set(tx.locked);
-      await tx.client.query("SAVEPOINT t");
-      try {
-        const r = await fn();
-        await tx.client.query("RELEASE t");
-        return r;
-      } catch (err) {
-        await tx.client.query("ROLLBACK TO t").catch(() => undefined);
-        tx.locked = held;
-        throw err;
-      }
-    });
-    tx.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private async lockIn(tx: Tx, locks: readonly number[]): Promise<void> {
-    const missing = locks.filter((k) => !tx.locked.has(k));
-    if (missing.length === 0) return;
-    await tx.client.query(LOCK_MANY, [LOCK_USER, missing]);
-    for (const k of missing) tx.locked.add(k); // (only once granted)
-  }
-
-  /**
-   * A write inside a transaction, under a savepoint of its own: one that
-   * fails is undone alone, and the transaction can go on (as on SQLite).
-   */
-  private async inTx<T>(tx: Tx, op: WriteOp<T>): Promise<T> {
-    try {
-      await this.lockIn(tx, op.locks);
-      await tx.client.query("SAVEPOINT w");
-      try {
-        const r = op.append === undefined ? await op.run(tx.client) : ((await this.appendMany(tx.client, [op.append]))[0] as T);
-        await tx.client.query("RELEASE w");
-        return r;
-      } catch (err) {
-        await tx.client.query("ROLLBACK TO w").catch(() => undefined);
-        await tx.client.query("RELEASE w").catch(() => undefined);
-        throw err;
-      }
-    } catch (err) {
-      throw err instanceof StorageError ? err : this.describe(err);
-    }
+  transaction<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.txs.current() === undefined && this.closed) return Promise.reject(new StorageError("backend", "the storage is closed"));
+    return this.txs.run(fn);
   }
 
   // ---- durability -----------------------------------------------------------------
