@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { client, type Client } from "@xmpp/client";
+import { type Element, xml } from "@xmpp/xml";
 import { type Addresses, createLogger, Server } from "mamkit";
 
 // @xmpp/websocket uses the global WebSocket, which Node 20 lacks
@@ -90,4 +91,17 @@ export function waitFor<T>(fn: () => T | undefined, timeoutMs = 5000): Promise<T
     };
     tick();
   });
+}
+
+/** Queries the whole archive (MAM) and resolves with the bodies of the results, in order. */
+export async function mamBodies(c: Client): Promise<string[]> {
+  const bodies: string[] = [];
+  const onStanza = (s: Element) => {
+    const m = s.getChild("result", "urn:xmpp:mam:2")?.getChild("forwarded")?.getChild("message");
+    if (m) bodies.push(m.getChildText("body") ?? "");
+  };
+  c.on("stanza", onStanza);
+  await c.iqCaller.request(xml("iq", { type: "set" }, xml("query", { xmlns: "urn:xmpp:mam:2" })));
+  c.off("stanza", onStanza);
+  return bodies;
 }

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PostgresDriver } from "mamkit";
 import { b64, header, Raw } from "../c2s/raw.js";
 import { type PgCluster, pgAvailable, startPg } from "../helpers/pg.js";
-import { newClient } from "./helpers.js";
+import { mamBodies, newClient } from "./helpers.js";
 import { createAccounts, NODE_MODULES, nodeConfig, startNode, stopNodes, until } from "./nodes.js";
 
 // (the nodes' certificates are self-signed)
@@ -15,17 +15,6 @@ process.removeAllListeners("warning");
 
 const PHONE = "0f1e2d3c-4b5a-4697-8877-665544332211";
 
-async function mamBodies(c: ReturnType<typeof newClient>): Promise<string[]> {
-  const bodies: string[] = [];
-  const onStanza = (s: Element) => {
-    const m = s.getChild("result", "urn:xmpp:mam:2")?.getChild("forwarded")?.getChild("message");
-    if (m) bodies.push(m.getChildText("body") ?? "");
-  };
-  c.on("stanza", onStanza);
-  await c.iqCaller.request(xml("iq", { type: "set" }, xml("query", { xmlns: "urn:xmpp:mam:2" })));
-  c.off("stanza", onStanza);
-  return bodies;
-}
 
 /** Sends a message and resolves once the server acknowledged it (stream management). */
 async function sendAcked(c: ReturnType<typeof newClient>, to: string, body: string): Promise<void> {

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { xml, type Element } from "@xmpp/xml";
 import type { CleanupReport } from "mamkit";
-import { newClient, type Running, startServer, waitFor } from "./helpers.js";
+import { mamBodies, newClient, type Running, startServer, waitFor } from "./helpers.js";
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
 process.removeAllListeners("warning");
@@ -24,17 +24,6 @@ const archived = async (r: Running) =>
   (await r.server.host("localhost").openStore("archive", "archive").find("bob")).items.map((i) => i.stanza.getChildText("body"));
 const cleanup = async (r: Running) => (await r.server.host("localhost").events.fire("smart-retention-run", {})) as CleanupReport;
 
-async function catchUp(c: ReturnType<typeof newClient>): Promise<string[]> {
-  const bodies: string[] = [];
-  const onStanza = (s: Element) => {
-    const m = s.getChild("result", "urn:xmpp:mam:2")?.getChild("forwarded")?.getChild("message");
-    if (m) bodies.push(m.getChildText("body") ?? "");
-  };
-  c.on("stanza", onStanza);
-  await c.iqCaller.request(xml("iq", { type: "set" }, xml("query", { xmlns: "urn:xmpp:mam:2" })));
-  c.off("stanza", onStanza);
-  return bodies;
-}
 
 describe("smart retention with @xmpp/client", () => {
   it("one: a client catches up through MAM and acks; the next cleanup removes what it acked", async () => {
@@ -42,7 +31,7 @@ describe("smart retention with @xmpp/client", () => {
     for (const b of ["m1", "m2", "m3"]) fromCarol(run, b);
     const bob = newClient(run.tcp, "bob", "localhost", { userAgent: xml("user-agent", { id: A }) });
     await bob.start();
-    expect(await catchUp(bob)).toEqual(["m1", "m2", "m3"]);
+    expect(await mamBodies(bob)).toEqual(["m1", "m2", "m3"]);
     // the server asks for an ack after the burst; the client answers on its own
     const r = run;
     let report: CleanupReport | undefined;
@@ -77,7 +66,7 @@ describe("smart retention with @xmpp/client", () => {
     await new Promise((res) => setTimeout(res, 500)); // the phone's ack
     await cleanup(run);
     expect(await archived(run)).toEqual(["hello"]); // the laptop has not got it
-    expect(await catchUp(laptop)).toEqual(["hello"]);
+    expect(await mamBodies(laptop)).toEqual(["hello"]);
     const start = Date.now();
     while ((await archived(run)).length > 0 && Date.now() - start < 5000) {
       await new Promise((res) => setTimeout(res, 100));
